@@ -1,0 +1,117 @@
+"""One exception tree for newsmon.
+
+Third-party errors (httpx, sqlite3, feedparser, tomllib, apprise) are translated at the
+boundary of the stage that meets them, with ``raise ... from exc``, so callers only ever
+catch these::
+
+    MonitorError                 anything newsmon reports to a user
+    ├── ConfigError              bad config file: names file, key path and what is wrong (exit 2)
+    ├── UsageError               bad command-line use (exit 2)
+    ├── QueryError               malformed rule/search query; carries the position (exit 2)
+    ├── FetchError               a feed could not be fetched; ``kind`` says why
+    ├── ParseError               fetched bytes are not a feed we can read; ``kind`` says why
+    ├── StoreError               the archive cannot be opened, read or written
+    │   └── ReadOnlyError        a write was attempted on a read-only archive
+    ├── OPMLError                an OPML file cannot be read at all
+    └── AlertError               a channel could not deliver; ``reason`` is safe to log
+
+``kind`` values are short stable identifiers (``timeout``, ``too_large``, ``http_status`` ...)
+that are stored in the database (``feeds.last_error_kind``) and asserted by tests.
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base of every error newsmon reports. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MonitorError):
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        prefix = ""
+        if path and key:
+            prefix = f"{path}: {key}: "
+        elif path:
+            prefix = f"{path}: "
+        elif key:
+            prefix = f"{key}: "
+        super().__init__(prefix + message)
+        self.path = path
+        self.key = key
+        self.reason = message
+
+
+class UsageError(MonitorError):
+    exit_code = 2
+
+
+class QueryError(MonitorError):
+    """A malformed query. ``position`` is a 0-based character offset into ``query``."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, query: str, position: int) -> None:
+        self.query = query
+        self.position = position
+        self.reason = message
+        super().__init__(f"{message} at position {position + 1}\n  {query}\n  {' ' * position}^")
+
+
+class FetchError(MonitorError):
+    """``kind``: connect, timeout, deadline, too_large, http_status, redirect, protocol, tls, gone."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+        self.url = url
+
+
+class ParseError(MonitorError):
+    """``kind``: empty, not_a_feed, html_page, invalid_json, malformed."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class StoreError(MonitorError):
+    pass
+
+
+class ReadOnlyError(StoreError):
+    pass
+
+
+class OPMLError(MonitorError):
+    exit_code = 2
+
+
+class AlertError(MonitorError):
+    """A channel failed to deliver. ``reason`` never contains a secret."""
+
+    def __init__(self, reason: str, *, channel: str | None = None, retryable: bool = True) -> None:
+        super().__init__(f"channel {channel}: {reason}" if channel else reason)
+        self.reason = reason
+        self.channel = channel
+        self.retryable = retryable

@@ -1,0 +1,79 @@
+"""Times, durations and sizes: one definition used by config, store and CLI."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3,
+}
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utcnow() -> datetime:
+    """The current time, UTC-aware, to the second (what the archive stores)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def to_iso(value: datetime | None) -> str | None:
+    """A UTC ISO-8601 string with a Z, fixed width so that strings sort as times."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime(ISO_FORMAT)
+
+
+def from_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"10m"``, ``"2h"``, ``"7d"``, ``"1w"``, ``"250ms"``. Raises ValueError with a reason."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as \"15m\", got {text!r}")
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a duration: use a number and a unit, such as \"90s\", \"10m\", \"2h\" or \"7d\""
+        )
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _DURATION_UNITS[unit])
+
+
+def parse_size(text: str) -> int:
+    """``"10MB"``, ``"512KiB"``, ``"1000"`` (bytes). Raises ValueError with a reason."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a size such as \"10MB\", got {text!r}")
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size: use a number and a unit, such as \"10MB\" or \"512KiB\"")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[(unit or "b").lower()])
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``--since`` / ``--until`` values: a duration back from now (``"7d"``) or a date/time (``2026-02-17``)."""
+    now = now or utcnow()
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration (\"7d\", \"12h\") nor a date (\"2026-02-17\", \"2026-02-17T08:00\")"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
