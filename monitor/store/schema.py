@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS articles (
     authors TEXT NOT NULL DEFAULT '[]',
     categories TEXT NOT NULL DEFAULT '[]',
     domain TEXT,
-    fingerprint TEXT NOT NULL DEFAULT ''
+    fingerprint TEXT NOT NULL DEFAULT '',
+    feed_id INTEGER REFERENCES feeds(id) ON DELETE SET NULL
 );
 CREATE INDEX IF NOT EXISTS articles_url ON articles(url);
 CREATE INDEX IF NOT EXISTS articles_guid ON articles(guid);
@@ -131,9 +132,25 @@ END;
 """
 
 
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run several SQL statements inside the caller's transaction.
+
+    ``executescript`` would COMMIT first, which breaks the one-transaction migration.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            if statement.strip():
+                conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in schema script: {statement.strip()[:80]!r}")
+
+
 def _migration_1(conn: sqlite3.Connection) -> None:
-    conn.executescript(CORE_SCHEMA)
-    conn.executescript(FTS_SCHEMA)
+    run_script(conn, CORE_SCHEMA)
+    run_script(conn, FTS_SCHEMA)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]

@@ -1,0 +1,378 @@
+"""The archive: the only place that runs SQL (with the area modules beside this file).
+
+One ``Store`` wraps one SQLite connection. Writes go through ``transaction()``, which holds
+a lock so that the daemon's worker threads share the connection one short transaction at a
+time (one writer). Read-only commands open the file with ``mode=ro`` and never migrate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import sqlite_utils
+
+from monitor.errors import ReadOnlyError, StoreError
+from monitor.models import Article
+from monitor.store.schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.timeutil import to_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class ArticleWrite:
+    """What storing one article did. ``status``: "new", "updated" or "seen"."""
+
+    article_id: int
+    status: str
+    linked: bool          # the article was linked to this feed for the first time
+
+
+def translate_sqlite_error(exc: sqlite3.Error, path: Path | str) -> StoreError:
+    """A user-facing StoreError for the SQLite failures a user can act on."""
+    text = str(exc)
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        return ReadOnlyError(f"archive {path} is read-only: {text}")
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        return StoreError(f"archive {path}: the disk is full ({text}); free some space and try again")
+    if "locked" in lowered or "busy" in lowered:
+        return StoreError(f"archive {path} is busy (another process holds a write lock too long): {text}")
+    if "malformed" in lowered or "not a database" in lowered:
+        return StoreError(f"archive {path} is damaged or not a newsmon database: {text}")
+    if "unable to open" in lowered:
+        return StoreError(f"archive {path} cannot be opened: {text}")
+    if "disk i/o" in lowered:
+        return StoreError(f"archive {path}: disk I/O error: {text}")
+    return StoreError(f"archive {path}: {text}")
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+        self.conn = conn
+        self.path = path
+        self.readonly = readonly
+        self.lock = threading.RLock()
+        self.db = sqlite_utils.Database(conn)
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | Path, *, readonly: bool = False) -> "Store":
+        db_path = Path(path)
+        if str(db_path) == ":memory:":
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        elif readonly:
+            if not db_path.exists():
+                raise StoreError(f"no archive at {db_path}: run `newsmon poll` (or `newsmon run`) first")
+            uri = f"file:{db_path.resolve()}?mode=ro"
+            try:
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc, db_path) from exc
+        else:
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for the archive {db_path}: {exc.strerror}") from exc
+            try:
+                conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False,
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc, db_path) from exc
+        store = cls(conn, db_path, readonly=readonly)
+        try:
+            store._configure()
+            if readonly:
+                store._check_version()
+            else:
+                store.migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise translate_sqlite_error(exc, db_path) from exc
+        except StoreError:
+            conn.close()
+            raise
+        return store
+
+    def _configure(self) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        if not self.readonly:
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and str(self.path) != ":memory:":
+                log.warning("journal mode is %s, not WAL path=%s", mode, self.path)
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _check_version(self) -> None:
+        version = self.schema_version()
+        if version == 0:
+            raise StoreError(f"{self.path} is not a newsmon archive (no schema): run `newsmon poll` to create one")
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"archive {self.path} was written by an older newsmon (schema {version}, this one uses "
+                f"{SCHEMA_VERSION}): run a writing command such as `newsmon poll` once to upgrade it"
+            )
+        self._refuse_newer(version)
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"archive {self.path} was written by a newer newsmon (schema {version}; this one knows "
+                f"{SCHEMA_VERSION}): upgrade newsmon"
+            )
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        with self.lock:
+            version = self.schema_version()
+            self._refuse_newer(version)
+            if version == SCHEMA_VERSION:
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.schema_version()
+                for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                    migration(self.conn)
+                    log.info("migrated archive path=%s schema=%d", self.path, number)
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- transactions
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        if self.readonly:
+            raise ReadOnlyError(f"archive {self.path} is open read-only")
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise translate_sqlite_error(exc, self.path) from exc
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise translate_sqlite_error(exc, self.path) from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a group of reads, not interleaved with another thread's transaction."""
+        with self.lock:
+            yield self.conn
+
+    def table_exists(self, name: str) -> bool:
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)
+            ).fetchone()
+        return row is not None
+
+    # ---------------------------------------------------------------- meta
+    def get_meta(self, key: str) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: str | None) -> None:
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ---------------------------------------------------------------- feeds
+    def sync_feeds(self, feeds: Iterable[Any], *, now: datetime | None = None) -> None:
+        """Make the feeds table match the configured feeds (``FeedConfig``), keyed by name.
+
+        A feed whose URL changed keeps its history (articles, errors) but loses its cached
+        validators; a feed no longer configured is disabled, never deleted.
+        """
+        now_text = to_iso(now or utcnow())
+        configured = list(feeds)
+        with self.transaction() as conn:
+            existing = {row[0]: row for row in conn.execute("SELECT name, url FROM feeds")}
+            for feed in configured:
+                interval = feed.interval.total_seconds() if feed.interval else None
+                values = (feed.url, int(feed.enabled), feed.language, json.dumps(list(feed.tags)), interval)
+                if feed.name not in existing:
+                    conn.execute(
+                        "INSERT INTO feeds(name, url, enabled, language, tags, interval_s, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (feed.name, *values, now_text),
+                    )
+                    continue
+                conn.execute(
+                    "UPDATE feeds SET url = ?, enabled = ?, language = ?, tags = ?, interval_s = ? WHERE name = ?",
+                    (*values, feed.name),
+                )
+                if existing[feed.name][1] != feed.url:
+                    log.info("feed URL changed feed=%s url=%s", feed.name, feed.url)
+                    conn.execute(
+                        "UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL, gone = 0, "
+                        "permanent_url = NULL, next_check = NULL, consecutive_errors = 0 WHERE name = ?",
+                        (feed.name,),
+                    )
+            names = {feed.name for feed in configured}
+            for name in existing:
+                if name not in names:
+                    conn.execute("UPDATE feeds SET enabled = 0 WHERE name = ?", (name,))
+
+    def ensure_feed(self, conn: sqlite3.Connection, name: str, url: str, *, now: datetime | None = None) -> int:
+        """The id of the feed called ``name``, creating it if needed (imports, benchmarks)."""
+        row = conn.execute("SELECT id FROM feeds WHERE name = ?", (name,)).fetchone()
+        if row:
+            return int(row[0])
+        cursor = conn.execute(
+            "INSERT INTO feeds(name, url, created) VALUES (?, ?, ?)", (name, url, to_iso(now or utcnow()))
+        )
+        return int(cursor.lastrowid)
+
+    def feed_row(self, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            cursor = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return _row_dict(cursor, row)
+
+    def feed_rows(self) -> list[dict[str, Any]]:
+        with self.lock:
+            cursor = self.conn.execute("SELECT * FROM feeds ORDER BY name")
+            return [_row_dict(cursor, row) for row in cursor.fetchall()]
+
+    def update_feed(self, conn: sqlite3.Connection, feed_id: int, **values: Any) -> None:
+        if not values:
+            return
+        columns = ", ".join(f"{column} = ?" for column in values)
+        conn.execute(f"UPDATE feeds SET {columns} WHERE id = ?", (*values.values(), feed_id))
+
+    def log_fetch(
+        self, conn: sqlite3.Connection, feed_id: int, *, at: datetime, outcome: str, http_status: int | None,
+        duration: float, new: int = 0, updated: int = 0, error_kind: str | None = None, error: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO fetch_log(feed_id, at, outcome, http_status, duration, new, updated, error_kind, error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (feed_id, to_iso(at), outcome, http_status, round(duration, 4), new, updated, error_kind, error),
+        )
+
+    # ---------------------------------------------------------------- articles
+    def write_article(
+        self, conn: sqlite3.Connection, feed_id: int, article: Article, *, merge_urls: bool = True,
+        now: datetime | None = None,
+    ) -> ArticleWrite:
+        """Insert an article, or recognise it (same key, or same canonical URL from another feed).
+
+        An article already stored is updated only from the feed that first brought it (two outlets
+        carrying one URL with different summaries must not flip it back and forth); the earlier
+        title and summary are kept in ``article_versions``.
+        """
+        seen_text = to_iso(now or article.first_seen)
+        row = conn.execute(
+            "SELECT id, title, summary, content, feed_id FROM articles WHERE key = ?", (article.key,)
+        ).fetchone()
+        if row is None and merge_urls and article.url:
+            row = conn.execute(
+                "SELECT id, title, summary, content, feed_id FROM articles WHERE url = ? ORDER BY id LIMIT 1",
+                (article.url,),
+            ).fetchone()
+        if row is None and article.guid:
+            row = conn.execute(
+                "SELECT id, title, summary, content, feed_id FROM articles WHERE guid = ? AND key LIKE 'guid:%' "
+                "ORDER BY id LIMIT 1",
+                (article.guid,),
+            ).fetchone()
+        if row is None:
+            cursor = conn.execute(
+                "INSERT INTO articles(key, url, guid, title, summary, content, published, published_source, "
+                "undated, first_seen, language, authors, categories, domain, fingerprint, feed_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    article.key, article.url, article.guid, article.title, article.summary, article.content,
+                    to_iso(article.published), article.published_source, int(article.undated),
+                    to_iso(article.first_seen), article.language, json.dumps(article.authors, ensure_ascii=False),
+                    json.dumps(article.categories, ensure_ascii=False), article.domain, article.fingerprint, feed_id,
+                ),
+            )
+            article_id = int(cursor.lastrowid)
+            conn.execute(
+                "INSERT INTO article_feeds(article_id, feed_id, first_seen) VALUES (?, ?, ?)",
+                (article_id, feed_id, seen_text),
+            )
+            return ArticleWrite(article_id, "new", True)
+
+        article_id, old_title, old_summary, old_content, origin_feed = row
+        linked = conn.execute(
+            "INSERT OR IGNORE INTO article_feeds(article_id, feed_id, first_seen) VALUES (?, ?, ?)",
+            (article_id, feed_id, seen_text),
+        ).rowcount == 1
+        changed = (article.title, article.summary, article.content) != (old_title, old_summary, old_content)
+        if not changed or (origin_feed is not None and origin_feed != feed_id):
+            return ArticleWrite(article_id, "seen", linked)
+        if (article.title, article.summary) != (old_title, old_summary):
+            conn.execute(
+                "INSERT INTO article_versions(article_id, title, summary, seen_at) VALUES (?, ?, ?, ?)",
+                (article_id, old_title, old_summary, seen_text),
+            )
+        conn.execute(
+            "UPDATE articles SET title = ?, summary = ?, content = ?, updated_at = ?, fingerprint = ?, "
+            "categories = ?, authors = ? WHERE id = ?",
+            (
+                article.title, article.summary, article.content, seen_text, article.fingerprint,
+                json.dumps(article.categories, ensure_ascii=False), json.dumps(article.authors, ensure_ascii=False),
+                article_id,
+            ),
+        )
+        return ArticleWrite(article_id, "updated", linked)
+
+    def article_feed_names(self, conn: sqlite3.Connection, article_id: int) -> list[str]:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT f.name FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
+                "WHERE af.article_id = ? ORDER BY af.first_seen, f.name",
+                (article_id,),
+            )
+        ]
+
+    def counts(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "feeds": self.conn.execute("SELECT count(*) FROM feeds").fetchone()[0],
+                "articles": self.conn.execute("SELECT count(*) FROM articles").fetchone()[0],
+            }
+
+
+def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {description[0]: value for description, value in zip(cursor.description, row)}
