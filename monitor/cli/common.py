@@ -1,0 +1,121 @@
+"""What every command shares: resolved paths, the loaded config, the store, output helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+from monitor.config import DEFAULT_CONFIG_PATH, DEFAULT_DB_PATH, Config, load_config
+from monitor.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppContext:
+    config_option: Path | None = None
+    db_option: Path | None = None
+    verbosity: int = 0
+    _config: Config | None = field(default=None, repr=False)
+    _stores: list[Store] = field(default_factory=list, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        """``--config`` > ``NEWSMON_CONFIG`` > ``config/feeds.toml``."""
+        if self.config_option is not None:
+            return self.config_option
+        if os.environ.get("NEWSMON_CONFIG"):
+            return Path(os.environ["NEWSMON_CONFIG"])
+        return DEFAULT_CONFIG_PATH
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def db_path(self) -> Path:
+        """``--db`` > ``NEWSMON_DB`` > ``[monitor] database`` > ``storage/newsmon.db``."""
+        if self.db_option is not None:
+            return self.db_option
+        if os.environ.get("NEWSMON_DB"):
+            return Path(os.environ["NEWSMON_DB"])
+        if self.config_path.exists():
+            configured = self.config().monitor.database
+            if configured is not None:
+                return configured
+        return DEFAULT_DB_PATH
+
+    def store(self, *, readonly: bool = False) -> Store:
+        store = Store.open(self.db_path, readonly=readonly)
+        self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self._stores:
+            store.close()
+        self._stores.clear()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        from monitor.timeutil import to_iso
+
+        return to_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def emit_json(value: Any) -> None:
+    """One JSON document on stdout."""
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def format_option(choices: tuple[str, ...] = ("table", "json")) -> Callable[[F], F]:
+    return click.option(
+        "--format", "output_format", type=click.Choice(choices), default=choices[0], show_default=True,
+        help="Output format; json prints one JSON document on stdout.",
+    )
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``level=info logger=monitor.pipeline feed=RFI status=200 ...``: journald adds the time."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        line = f"{record.levelname.lower()} {record.name}: {message}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(verbosity: int) -> None:
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter stays at warnings unless -vv.
+    for name in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)

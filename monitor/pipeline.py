@@ -1,0 +1,343 @@
+"""``refresh_feed()``: the one function that runs the stages for one feed, in order.
+
+fetch ─► parse ─► clean/normalise ─► (one transaction: articles, feed links, stories,
+rule matches, alert outbox, the feed's new state) ─► the delivery job sends alerts later.
+
+Fetching, parsing and normalising run outside the store's lock, so worker threads overlap
+their network and CPU work; only the short write transaction is serialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from monitor import alerts as alerts_module
+from monitor.config import Config, FeedConfig
+from monitor.errors import FetchError, ParseError, StoreError
+from monitor.fetch import Fetcher, FetchSettings, cache_max_age
+from monitor.models import Article, FeedPollResult, FetchResult, ParsedFeed
+from monitor.normalize import feed_has_single_link, normalize_entry
+from monitor.parse import parse_feed
+from monitor.rules import MatchDoc, RuleMatch, RuleSet
+from monitor.schedule import next_check
+from monitor.store import Store
+from monitor.store import leases
+from monitor.store.matches import record_matches
+from monitor.stories import StoryClusterer
+from monitor.timeutil import from_iso, to_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE_MARGIN = timedelta(seconds=60)
+
+
+@dataclass
+class PollContext:
+    """Everything a refresh needs; one per process (the daemon rebuilds it on SIGHUP)."""
+
+    store: Store
+    fetcher: Fetcher
+    config: Config
+    ruleset: RuleSet
+    clusterer: StoryClusterer
+
+
+@dataclass
+class IngestResult:
+    new: int = 0
+    updated: int = 0
+    seen: int = 0
+    alerts: int = 0
+    held_back: int = 0
+    article_ids: list[int] = field(default_factory=list)
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    settings = config.monitor
+    return FetchSettings(
+        user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout.total_seconds(),
+        read_timeout=settings.read_timeout.total_seconds(),
+        deadline=settings.fetch_deadline.total_seconds(),
+        max_body=settings.max_body,
+    )
+
+
+def compile_ruleset(config: Config) -> RuleSet:
+    return RuleSet.compile([(rule.name, rule.query) for rule in config.rules])
+
+
+def build_context(config: Config, store: Store) -> PollContext:
+    """A context over an open store; the caller owns (and closes) the store and the fetcher."""
+    return PollContext(
+        store=store,
+        fetcher=Fetcher(fetch_settings(config)),
+        config=config,
+        ruleset=compile_ruleset(config),
+        clusterer=StoryClusterer(window=config.monitor.story_window),
+    )
+
+
+# --------------------------------------------------------------------------- one feed
+
+
+def refresh_feed(ctx: PollContext, feed_name: str, *, owner: str, now: datetime | None = None) -> FeedPollResult:
+    """Poll one configured feed once and store what it brings. Never raises for a feed's own failure:
+    the error is recorded on the feed (kind, message, consecutive errors, next check) and returned."""
+    started = time.monotonic()
+    now = now or utcnow()
+    feed = ctx.config.feed(feed_name)
+    if feed is None:
+        return FeedPollResult(feed=feed_name, status="error", error="not in the config", error_kind="config")
+    row = ctx.store.feed_row(feed_name)
+    if row is None:
+        raise StoreError(f"feed {feed_name!r} is not in the archive: sync the config first")
+    deadline = ctx.config.monitor.fetch_deadline
+    with ctx.store.transaction() as conn:
+        acquired = leases.acquire_lease(conn, feed_name, owner, until=now + deadline + LEASE_MARGIN, now=now)
+    if not acquired:
+        log.info("feed already being polled elsewhere feed=%s", feed_name)
+        return FeedPollResult(feed=feed_name, status="skipped", error="being polled by another process")
+    try:
+        return _refresh_leased(ctx, feed, row, now=now, owner=owner, started=started)
+    finally:
+        with ctx.store.transaction() as conn:
+            leases.release_lease(conn, feed_name, owner)
+
+
+def _refresh_leased(
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, owner: str, started: float,
+) -> FeedPollResult:
+    url = row.get("permanent_url") or feed.url
+    same_url = row.get("url") == feed.url
+    try:
+        result = ctx.fetcher.fetch(
+            url,
+            etag=row.get("etag") if same_url else None,
+            last_modified=row.get("last_modified") if same_url else None,
+        )
+    except FetchError as exc:
+        return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
+                               http_status=exc.status, retry_after=exc.retry_after)
+
+    if result.not_modified:
+        return _record_unchanged(ctx, feed, row, result, now=now, started=started, status="not_modified")
+    body_hash = hashlib.sha256(result.body).hexdigest()
+    if body_hash == row.get("body_hash"):
+        return _record_unchanged(ctx, feed, row, result, now=now, started=started, status="unchanged")
+
+    try:
+        parsed = parse_feed(result.body, result.headers, result.url)
+    except ParseError as exc:
+        return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
+                               http_status=result.status, retry_after=None)
+
+    articles, single_link = normalize_feed(parsed, feed, base_url=result.url, now=now)
+    catch_up = _is_catch_up(ctx.config, feed, row, now)
+    interval = ctx.config.feed_interval(feed)
+    state = _success_state(ctx, feed, row, result, now=now, interval=interval, ttl=parsed.ttl_minutes)
+    state.update(
+        body_hash=body_hash,
+        title=parsed.title or row.get("title"),
+        bozo=parsed.bozo,
+        ttl_s=parsed.ttl_minutes * 60 if parsed.ttl_minutes else None,
+        single_link=int(single_link),
+    )
+    with ctx.store.transaction() as conn:
+        outcome = _ingest(
+            conn, ctx.store, row["id"], feed.name, articles, now=now, clusterer=ctx.clusterer,
+            ruleset=ctx.ruleset, config=ctx.config, catch_up=catch_up, merge_urls=not single_link,
+        )
+        ctx.store.update_feed(conn, row["id"], **state)
+        ctx.store.log_fetch(conn, row["id"], at=now, outcome="ok", http_status=result.status,
+                            duration=time.monotonic() - started, new=outcome.new, updated=outcome.updated)
+    if result.permanent_url:
+        log.warning("feed moved permanently feed=%s old_url=%s new_url=%s (update the config)",
+                    feed.name, url, result.permanent_url)
+    if outcome.held_back:
+        log.info("quiet catch-up feed=%s held_back=%d", feed.name, outcome.held_back)
+    log.info("polled feed=%s status=%s new=%d updated=%d entries=%d", feed.name, result.status,
+             outcome.new, outcome.updated, len(articles))
+    return FeedPollResult(
+        feed=feed.name, status="ok", http_status=result.status, new=outcome.new, updated=outcome.updated,
+        seen=len(articles), alerts=outcome.alerts, held_back=outcome.held_back,
+        elapsed=time.monotonic() - started,
+    )
+
+
+def normalize_feed(parsed: ParsedFeed, feed: FeedConfig, *, base_url: str, now: datetime) -> tuple[list[Article], bool]:
+    """Normalised articles of a parsed feed, de-duplicated by key (first wins), and whether URL
+    merging is off for it (every entry shares one link, such as a homepage)."""
+    single_link = feed_has_single_link(parsed.entries)
+    articles: dict[str, Article] = {}
+    for entry in parsed.entries:
+        article = normalize_entry(
+            entry, seen_at=now, feed_language=parsed.language, config_language=feed.language,
+            feed_url=base_url, merge_urls=not single_link,
+        )
+        articles.setdefault(article.key, article)
+    return list(articles.values()), single_link
+
+
+def _is_catch_up(config: Config, feed: FeedConfig, row: dict[str, Any], now: datetime) -> bool:
+    """The first poll of a feed, or a poll after downtime (no fetch for more than twice the interval
+    and at least 30 minutes): alert only on recent entries."""
+    if not row.get("first_polled"):
+        return True
+    last_fetch = from_iso(row.get("last_fetch"))
+    if last_fetch is None:
+        return True
+    gap_allowed = max(2 * config.feed_interval(feed), timedelta(minutes=30))
+    return now - last_fetch > gap_allowed
+
+
+def _success_state(
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], result: FetchResult, *, now: datetime,
+    interval: timedelta, ttl: int | None,
+) -> dict[str, Any]:
+    check = next_check(
+        now=now, interval=interval, outcome="ok", consecutive_errors=0, retry_after=None,
+        cache_max_age=cache_max_age(result.headers), ttl_minutes=ttl, settings=ctx.config.monitor,
+        feed_name=feed.name,
+    )
+    state: dict[str, Any] = {
+        "last_status": result.status,
+        "last_error": None,
+        "last_error_kind": None,
+        "consecutive_errors": 0,
+        "last_fetch": to_iso(now),
+        "last_success": to_iso(now),
+        "next_check": to_iso(check),
+        "retry_after": None,
+        "permanent_url": result.permanent_url or row.get("permanent_url"),
+    }
+    if not row.get("first_polled"):
+        state["first_polled"] = to_iso(now)
+    if not result.not_modified:
+        state["etag"] = result.etag
+        state["last_modified"] = result.last_modified
+    return state
+
+
+def _record_unchanged(
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], result: FetchResult, *, now: datetime,
+    started: float, status: str,
+) -> FeedPollResult:
+    ttl = int(row["ttl_s"] // 60) if row.get("ttl_s") else None
+    state = _success_state(ctx, feed, row, result, now=now, interval=ctx.config.feed_interval(feed), ttl=ttl)
+    with ctx.store.transaction() as conn:
+        ctx.store.update_feed(conn, row["id"], **state)
+        ctx.store.log_fetch(conn, row["id"], at=now, outcome=status, http_status=result.status,
+                            duration=time.monotonic() - started)
+    log.info("polled feed=%s status=%s outcome=%s", feed.name, result.status, status)
+    return FeedPollResult(feed=feed.name, status=status, http_status=result.status,
+                          elapsed=time.monotonic() - started)
+
+
+def _record_failure(
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, started: float, kind: str,
+    message: str, http_status: int | None, retry_after: float | None,
+) -> FeedPollResult:
+    errors = int(row.get("consecutive_errors") or 0) + 1
+    gone = kind == "gone"
+    check = None if gone else next_check(
+        now=now, interval=ctx.config.feed_interval(feed), outcome="error", consecutive_errors=errors,
+        retry_after=retry_after, cache_max_age=None, ttl_minutes=None, settings=ctx.config.monitor,
+        feed_name=feed.name,
+    )
+    state: dict[str, Any] = {
+        "last_status": http_status,
+        "last_error": message,
+        "last_error_kind": kind,
+        "consecutive_errors": errors,
+        "last_fetch": to_iso(now),
+        "next_check": to_iso(check),
+        "retry_after": to_iso(now + timedelta(seconds=retry_after)) if retry_after else None,
+        "gone": int(gone),
+    }
+    with ctx.store.transaction() as conn:
+        ctx.store.update_feed(conn, row["id"], **state)
+        ctx.store.log_fetch(conn, row["id"], at=now, outcome="error", http_status=http_status,
+                            duration=time.monotonic() - started, error_kind=kind, error=message)
+    if gone:
+        log.warning("feed is gone (HTTP 410), polling stopped feed=%s url=%s: remove it from the config",
+                    feed.name, feed.url)
+    else:
+        log.warning("poll failed feed=%s kind=%s errors=%d error=%s", feed.name, kind, errors, message)
+    return FeedPollResult(feed=feed.name, status="error", http_status=http_status, error=message,
+                          error_kind=kind, elapsed=time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def ingest_articles(
+    store: Store, feed_name: str, articles: Sequence[Article], *, now: datetime | None = None,
+    clusterer: StoryClusterer | None = None, ruleset: RuleSet | None = None, config: Config | None = None,
+    catch_up: bool = False, merge_urls: bool = True, feed_url: str | None = None,
+) -> IngestResult:
+    """Store normalised articles of one feed in one transaction: article rows, feed links, stories,
+    rule matches and the alert outbox. The same path ``refresh_feed`` uses after normalising (imports,
+    benchmarks and the clustering evaluation call it directly)."""
+    now = now or utcnow()
+    clusterer = clusterer or StoryClusterer(window=config.monitor.story_window if config else timedelta(days=7))
+    with store.transaction() as conn:
+        feed_id = store.ensure_feed(conn, feed_name, feed_url or f"urn:newsmon:feed:{feed_name}", now=now)
+        return _ingest(conn, store, feed_id, feed_name, articles, now=now, clusterer=clusterer, ruleset=ruleset,
+                       config=config, catch_up=catch_up, merge_urls=merge_urls)
+
+
+def _ingest(
+    conn: sqlite3.Connection, store: Store, feed_id: int, feed_name: str, articles: Sequence[Article], *,
+    now: datetime, clusterer: StoryClusterer, ruleset: RuleSet | None, config: Config | None, catch_up: bool,
+    merge_urls: bool,
+) -> IngestResult:
+    result = IngestResult()
+    for article in articles:
+        write = store.write_article(conn, feed_id, article, merge_urls=merge_urls, now=now)
+        result.article_ids.append(write.article_id)
+        if write.status == "new":
+            result.new += 1
+        elif write.status == "updated":
+            result.updated += 1
+        else:
+            result.seen += 1
+            if not write.linked:
+                continue
+        assignment = clusterer.assign(conn, write.article_id, article, feed_name)
+        matches: list[RuleMatch] = []
+        if ruleset is not None:
+            matches = ruleset.match(_match_doc(conn, write.article_id, article))
+            record_matches(conn, write.article_id, matches, now)
+        if config is not None and matches:
+            enqueued = alerts_module.enqueue_for_article(
+                conn, config, article_id=write.article_id, story_id=assignment.story_id,
+                story_created=assignment.created, source_added=assignment.source_added, rule_matches=matches,
+                article=article, feed_name=feed_name, catch_up=catch_up, now=now,
+            )
+            result.alerts += enqueued.created
+            result.held_back += enqueued.held_back
+    return result
+
+
+def _match_doc(conn: sqlite3.Connection, article_id: int, article: Article) -> MatchDoc:
+    """What the rules see: the article's text and every feed it appeared in (names and tags)."""
+    feeds, tags = Store.article_feeds_and_tags(conn, article_id)
+    return MatchDoc(
+        title=article.title, summary=article.summary, content=article.content, feeds=feeds,
+        language=article.language, tags=tags, domain=article.domain or _domain(article.url),
+    )
+
+
+def _domain(url: str | None) -> str | None:
+    if not url:
+        return None
+    host = urlsplit(url).hostname or ""
+    return host[4:] if host.startswith("www.") else host or None
