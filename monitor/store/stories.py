@@ -1,0 +1,380 @@
+"""The only SQL for stories: schema, the clusterer's index tables, and story queries.
+
+Tables (all kept outside ``articles`` so that no FTS trigger fires when a story changes):
+
+- ``stories``: one row per story. ``first_seen`` is the earliest publication time among its
+  articles and ``first_feed`` the outlet that published it; ``updated`` is the arrival time of
+  the newest source. ``vector`` is the story's centroid (JSON object term -> weight, the
+  strongest terms only) and ``first_published``/``last_published`` bound its articles' times.
+- ``story_articles``: which story each article belongs to (an article is in at most one).
+- ``story_sources``: (story, article, feed) triples: every outlet that carried each article.
+- ``story_postings``: the inverted index of rare terms -> stories, with the story's latest
+  publication time so that candidate look-ups only touch recent stories.
+- ``story_df``: document frequency of each term over the archive so far, kept incrementally;
+  ``story_stats`` holds the document count.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from monitor.timeutil import to_iso
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stories (
+    id INTEGER PRIMARY KEY,
+    headline TEXT NOT NULL DEFAULT '',
+    headline_article_id INTEGER,
+    first_seen TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    first_article_id INTEGER,
+    first_feed TEXT,
+    first_published TEXT NOT NULL,
+    last_published TEXT NOT NULL,
+    article_count INTEGER NOT NULL DEFAULT 0,
+    language TEXT,
+    vector TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS stories_updated ON stories(updated);
+
+CREATE TABLE IF NOT EXISTS story_articles (
+    story_id INTEGER NOT NULL REFERENCES stories(id) ON DELETE CASCADE,
+    article_id INTEGER NOT NULL UNIQUE,
+    feed TEXT,
+    joined_at TEXT NOT NULL,
+    score REAL
+);
+CREATE INDEX IF NOT EXISTS story_articles_story ON story_articles(story_id);
+
+CREATE TABLE IF NOT EXISTS story_sources (
+    story_id INTEGER NOT NULL,
+    feed TEXT NOT NULL,
+    article_id INTEGER NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (story_id, feed, article_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS story_postings (
+    term TEXT NOT NULL,
+    story_id INTEGER NOT NULL,
+    last_published TEXT NOT NULL,
+    PRIMARY KEY (term, story_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS story_postings_recent ON story_postings(term, last_published);
+
+CREATE TABLE IF NOT EXISTS story_df (
+    term TEXT PRIMARY KEY,
+    df INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS story_stats (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def apply_schema(conn: sqlite3.Connection) -> None:
+    """Create the story tables (idempotent). The lead's migrations run the same SCHEMA."""
+    conn.executescript(SCHEMA)
+
+
+# --------------------------------------------------------------------------- clusterer state
+
+
+@dataclass
+class StoryState:
+    """What the clusterer needs to score an article against one story and to update it."""
+
+    id: int
+    headline: str
+    headline_article_id: int | None
+    first_seen: str
+    first_feed: str | None
+    first_published: str
+    last_published: str
+    article_count: int
+    language: str | None
+    vector: dict[str, float]
+    names: set[str]
+
+
+def document_count(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM story_stats WHERE key = 'documents'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def document_frequencies(conn: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
+    """df of each term (absent terms are left out)."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(terms, 500):
+        marks = ",".join("?" * len(chunk))
+        for term, df in conn.execute(f"SELECT term, df FROM story_df WHERE term IN ({marks})", chunk):
+            found[term] = df
+    return found
+
+
+def count_document(conn: sqlite3.Connection, terms: Iterable[str]) -> None:
+    """Add one document with these distinct terms to the document frequencies."""
+    conn.executemany(
+        "INSERT INTO story_df(term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
+        ((term,) for term in terms),
+    )
+    conn.execute(
+        "INSERT INTO story_stats(key, value) VALUES ('documents', 1) "
+        "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+    )
+
+
+def candidate_stories(
+    conn: sqlite3.Connection, terms: Sequence[str], *, since: str, per_term: int
+) -> dict[int, list[str]]:
+    """Stories posted under any of ``terms`` whose newest article is at or after ``since``.
+
+    At most ``per_term`` most recent stories per term: the cost does not grow with the archive.
+    Returns story id -> the terms that found it.
+    """
+    if not terms:
+        return {}
+    parts = []
+    params: list[object] = []
+    for term in terms:
+        parts.append(
+            "SELECT * FROM (SELECT term, story_id FROM story_postings "
+            "WHERE term = ? AND last_published >= ? ORDER BY last_published DESC LIMIT ?)"
+        )
+        params.extend((term, since, per_term))
+    found: dict[int, list[str]] = {}
+    for term, story_id in conn.execute(" UNION ALL ".join(parts), params):
+        found.setdefault(story_id, []).append(term)
+    return found
+
+
+def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> list[StoryState]:
+    states: list[StoryState] = []
+    for chunk in _chunks(story_ids, 500):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT id, headline, headline_article_id, first_seen, first_feed, first_published, "
+            f"last_published, article_count, language, vector FROM stories WHERE id IN ({marks})",
+            chunk,
+        )
+        for row in rows:
+            stored = json.loads(row[9])
+            states.append(StoryState(*row[:9], vector=stored.get("v", {}), names=set(stored.get("n", ()))))
+    return states
+
+
+def story_by_fingerprint(
+    conn: sqlite3.Connection, fingerprint: str, *, article_id: int, since: str
+) -> int | None:
+    """The story of another article with the same text fingerprint, if still recent."""
+    row = conn.execute(
+        "SELECT sa.story_id FROM articles a JOIN story_articles sa ON sa.article_id = a.id "
+        "JOIN stories s ON s.id = sa.story_id "
+        "WHERE a.fingerprint = ? AND a.id != ? AND s.last_published >= ? "
+        "ORDER BY s.last_published DESC LIMIT 1",
+        (fingerprint, article_id, since),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def create_story(
+    conn: sqlite3.Connection,
+    *,
+    headline: str,
+    article_id: int,
+    feed: str,
+    published: str,
+    arrived: str,
+    language: str | None,
+    vector: dict[str, float],
+    names: set[str],
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO stories(headline, headline_article_id, first_seen, updated, first_article_id, "
+        "first_feed, first_published, last_published, article_count, language, vector) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        (headline, article_id, published, arrived, article_id, feed, published, published, language,
+         _dump_vector(vector, names)),
+    )
+    return int(cursor.lastrowid)
+
+
+def add_article(
+    conn: sqlite3.Connection, story_id: int, article_id: int, *, feed: str, arrived: str, score: float | None
+) -> None:
+    conn.execute(
+        "INSERT INTO story_articles(story_id, article_id, feed, joined_at, score) VALUES (?, ?, ?, ?, ?)",
+        (story_id, article_id, feed, arrived, score),
+    )
+    conn.execute("UPDATE stories SET article_count = article_count + 1 WHERE id = ?", (story_id,))
+
+
+def add_source(conn: sqlite3.Connection, story_id: int, article_id: int, *, feed: str, arrived: str) -> bool:
+    """Record that ``feed`` carried ``article_id``; True when the feed is new to the story."""
+    known = conn.execute(
+        "SELECT 1 FROM story_sources WHERE story_id = ? AND feed = ? LIMIT 1", (story_id, feed)
+    ).fetchone()
+    conn.execute(
+        "INSERT OR IGNORE INTO story_sources(story_id, feed, article_id, seen_at) VALUES (?, ?, ?, ?)",
+        (story_id, feed, article_id, arrived),
+    )
+    if known is None:
+        conn.execute("UPDATE stories SET updated = max(updated, ?) WHERE id = ?", (arrived, story_id))
+    return known is None
+
+
+def update_story(
+    conn: sqlite3.Connection,
+    state: StoryState,
+    *,
+    arrived: str,
+) -> None:
+    """Write back a state the clusterer changed (headline, times, first outlet, centroid)."""
+    conn.execute(
+        "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
+        "first_published = ?, last_published = ?, vector = ?, updated = max(updated, ?) WHERE id = ?",
+        (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
+         state.first_published, state.last_published, _dump_vector(state.vector, state.names), arrived,
+         state.id),
+    )
+
+
+def post_terms(conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *, last_published: str) -> None:
+    conn.executemany(
+        "INSERT INTO story_postings(term, story_id, last_published) VALUES (?, ?, ?) "
+        "ON CONFLICT(term, story_id) DO UPDATE SET "
+        "last_published = max(last_published, excluded.last_published)",
+        ((term, story_id, last_published) for term in terms),
+    )
+
+
+def refresh_postings(conn: sqlite3.Connection, story_id: int, *, last_published: str) -> None:
+    """Move every posting of a story to its newest publication time."""
+    conn.execute(
+        "UPDATE story_postings SET last_published = ? WHERE story_id = ? AND last_published < ?",
+        (last_published, story_id, last_published),
+    )
+
+
+def article_title(conn: sqlite3.Connection, article_id: int) -> str | None:
+    row = conn.execute("SELECT title FROM articles WHERE id = ?", (article_id,)).fetchone()
+    return row[0] if row else None
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def story_of_article(conn: sqlite3.Connection, article_id: int) -> int | None:
+    row = conn.execute("SELECT story_id FROM story_articles WHERE article_id = ?", (article_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def get_story(conn: sqlite3.Connection, story_id: int) -> dict | None:
+    """A story in the INTERFACE.md shape, sources in publication order."""
+    row = conn.execute(
+        "SELECT id, headline, first_seen, updated, first_feed, article_count FROM stories WHERE id = ?",
+        (story_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return _story_dict(row, _sources(conn, [story_id]).get(story_id, []))
+
+
+def list_stories(
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    rule: str | None = None,
+    min_sources: int = 1,
+    limit: int | None = None,
+) -> list[dict]:
+    """Stories updated since ``since`` (newest first), with at least ``min_sources`` outlets.
+
+    ``rule`` keeps the stories holding an article that matched that rule (table ``matches``);
+    when that table does not exist yet no story matches.
+    """
+    where = ["1 = 1"]
+    params: list[object] = []
+    if since is not None:
+        where.append("s.updated >= ?")
+        params.append(to_iso(since))
+    if rule is not None:
+        if not _table_exists(conn, "matches"):
+            return []
+        where.append(
+            "EXISTS (SELECT 1 FROM story_articles sa JOIN matches m ON m.article_id = sa.article_id "
+            "WHERE sa.story_id = s.id AND m.rule = ?)"
+        )
+        params.append(rule)
+    sql = (
+        "SELECT s.id, s.headline, s.first_seen, s.updated, s.first_feed, s.article_count, "
+        "(SELECT count(DISTINCT feed) FROM story_sources ss WHERE ss.story_id = s.id) AS outlets "
+        f"FROM stories s WHERE {' AND '.join(where)} "
+        "AND (SELECT count(DISTINCT feed) FROM story_sources ss WHERE ss.story_id = s.id) >= ? "
+        "ORDER BY s.updated DESC, s.id DESC"
+    )
+    params.append(max(0, min_sources))
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    rows = conn.execute(sql, params).fetchall()
+    sources = _sources(conn, [row[0] for row in rows])
+    return [_story_dict(row[:6], sources.get(row[0], [])) for row in rows]
+
+
+def _story_dict(row: Sequence, sources: list[dict]) -> dict:
+    story_id, headline, first_seen, updated, first_feed, article_count = row
+    return {
+        "id": story_id,
+        "headline": headline,
+        "first_seen": first_seen,
+        "updated": updated,
+        "first_feed": first_feed,
+        "article_count": article_count,
+        "source_count": len({source["feed"] for source in sources}),
+        "sources": sources,
+    }
+
+
+def _sources(conn: sqlite3.Connection, story_ids: Sequence[int]) -> dict[int, list[dict]]:
+    found: dict[int, list[dict]] = {}
+    for chunk in _chunks(story_ids, 500):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT ss.story_id, ss.article_id, a.url, ss.feed, a.title, a.published, ss.seen_at "
+            "FROM story_sources ss JOIN articles a ON a.id = ss.article_id "
+            f"WHERE ss.story_id IN ({marks}) ORDER BY a.published, ss.seen_at, ss.article_id, ss.feed",
+            chunk,
+        )
+        for story_id, article_id, url, feed, title, published, seen_at in rows:
+            found.setdefault(story_id, []).append(
+                {"article_id": article_id, "url": url, "feed": feed, "title": title,
+                 "published": published, "seen_at": seen_at}
+            )
+    return found
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row is not None
+
+
+def _dump_vector(vector: dict[str, float], names: set[str]) -> str:
+    """The centroid as JSON: ``v`` term -> weight, ``n`` the terms that are names or numbers."""
+    stored = {
+        "v": {term: round(weight, 5) for term, weight in vector.items()},
+        "n": sorted(term for term in names if term in vector),
+    }
+    return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[list]:
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

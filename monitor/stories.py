@@ -1,0 +1,432 @@
+"""Exact duplicates and online story clustering: which story an article joins.
+
+Called by the pipeline inside the ingest transaction, right after the article row is written,
+in arrival order. The method, in short:
+
+1. An article already in a story (seen again from another feed, or revised) stays there.
+2. Identical text (``articles.fingerprint``) under another URL joins that article's story.
+3. Otherwise the title and lead text become a weighted term vector: accent-folded words,
+   ``(1 + log tf) * idf`` with document frequencies from the archive so far (kept in
+   ``story_df``), names (capitalised words, acronyms) and numbers weighted higher, title words
+   higher. Its rarest strongest terms look up recent stories in an inverted index
+   (``story_postings``); each candidate is scored by cosine similarity with the story centroid,
+   gated by the publication-time window, and the best one at or above the threshold is joined.
+   Across languages (article and story languages known and different) the score is the
+   similarity of names and numbers only.
+4. Headline: when an article joins, its title competes with the current headline; the one
+   whose title vector is closer to the updated centroid wins (the story's most central title).
+
+The cost per article is a bounded number of indexed look-ups: it does not grow with the archive.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sqlite3
+import unicodedata
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from monitor.models import Article
+from monitor.store import stories as story_store
+from monitor.timeutil import from_iso, to_iso
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StoryAssignment:
+    story_id: int
+    created: bool         # a new story was started with this article
+    joined: bool          # the article joined an existing story with this call
+    source_added: bool    # the story gained an outlet (feed) it did not have before this call
+    score: float | None = None  # similarity that decided a join (1.0 for exact duplicates)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Knobs of the clusterer (tuned on the ECB+ development half only)."""
+
+    threshold: float = 0.30          # cosine with the centroid needed to join
+    cross_language_threshold: float = 0.45  # names-and-numbers cosine needed across languages
+    entity_boost: float = 2.0        # weight factor of capitalised names and acronyms
+    number_boost: float = 1.5        # weight factor of numbers
+    title_boost: float = 1.0         # extra term frequency of a title word
+    lead_chars: int = 1500           # characters of summary/content read after the title
+    article_terms: int = 80          # strongest terms kept in an article vector
+    centroid_terms: int = 200        # strongest terms kept in a story centroid
+    probe_terms: int = 10            # rare terms used to look up candidate stories
+    post_terms: int = 12             # terms under which an article's story is indexed
+    per_term: int = 40               # most recent stories read per probed term
+    max_candidates: int = 15         # candidate stories scored per article
+    max_df_ratio: float = 0.05       # terms in more documents than this are never probed
+    time_decay: float = 0.15         # score lost at a gap of one full window
+    min_terms: int = 3               # articles with fewer terms only start stories
+
+
+_STOPWORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have having
+    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+    nor not now of off on once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too under until up very
+    was we were what when where which while who whom why will with would you your yours yourself yourselves
+    said says say told according new one two first last year years may might must shall us its it's
+    mr mrs ms dr s t re ve ll d m monday tuesday wednesday thursday friday saturday sunday today yesterday
+    tomorrow week weeks day days time times people man woman men women including since around many much
+    le la les un une des du de d l et ou en au aux ce ces cet cette qui que quoi dont est sont a ont ete etait
+    sur sous dans par pour avec sans plus moins pas ne se sa son ses leur leurs il elle ils elles on nous vous
+    je tu y lui eux mais donc car ni comme aussi tres tout tous toute toutes apres avant entre selon depuis
+    lundi mardi mercredi jeudi vendredi samedi dimanche hier aujourd hui demain fait faire ans an deux
+    """.split()
+)
+_ACRONYM_DOTS = re.compile(r"\b((?:[A-Z]\.){2,})")
+_WORD = re.compile(r"[^\W_]+")
+_SENTENCE_END = frozenset(".!?:;\"“”«»\n|—–-(")
+
+
+@lru_cache(maxsize=200_000)
+def fold(token: str) -> str:
+    """Lower-case and strip accents ("Élysée" -> "elysee", "Œuvre" -> "oeuvre")."""
+    lowered = token.lower().replace("œ", "oe").replace("æ", "ae").replace("ß", "ss")
+    if lowered.isascii():
+        return lowered
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@dataclass
+class Features:
+    """Term counts of one text and which of its terms are names or numbers."""
+
+    counts: dict[str, float]
+    names: set[str]
+
+
+def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
+    counts: dict[str, float] = {}
+    names: set[str] = set()
+    title_words = _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title))
+    del title_words
+    _scan(lead, counts, names, weight=1.0, trust_case=True)
+    return Features(counts, names)
+
+
+def _trust_case(title: str) -> bool:
+    """Headline Case (most words capitalised) says nothing about names."""
+    words = [w for w in _WORD.findall(title) if w[0].isalpha() and len(w) > 3]
+    if len(words) < 3:
+        return True
+    capitalised = sum(1 for w in words if w[0].isupper())
+    return capitalised / len(words) < 0.6
+
+
+def _scan(text: str, counts: dict[str, float], names: set[str], *, weight: float, trust_case: bool) -> int:
+    """Add the terms of ``text`` to ``counts``; capitalised/acronym/number terms go in ``names``."""
+    if not text:
+        return 0
+    text = _ACRONYM_DOTS.sub(lambda m: m.group(1).replace(".", ""), text)
+    matches = list(_WORD.finditer(text))
+    added = 0
+    for index, match in enumerate(matches):
+        raw = match.group()
+        term = fold(raw)
+        is_number = raw[0].isdigit()
+        if not is_number and (len(term) < 2 or term in _STOPWORDS):
+            if not (raw.isupper() and len(raw) >= 2):  # "US", "UN" are names, not stopwords
+                continue
+        if raw.isupper() and len(raw) >= 2 and not is_number:
+            term = raw  # acronyms stay upper-case so "US" is not "us"
+            names.add(term)
+        elif is_number:
+            names.add(term)
+        elif trust_case and raw[0].isupper() and _looks_like_name(text, matches, index):
+            names.add(term)
+        counts[term] = counts.get(term, 0.0) + weight
+        added += 1
+    return added
+
+
+def _looks_like_name(text: str, matches: list[re.Match[str]], index: int) -> bool:
+    """A capitalised word is a name unless it only opens a sentence on its own."""
+    start = matches[index].start()
+    prefix = text[max(0, start - 3):start].rstrip(" '\u2018\u2019")
+    opens_sentence = not prefix or prefix[-1] in _SENTENCE_END
+    if not opens_sentence:
+        return True
+    if index + 1 < len(matches):
+        following = matches[index + 1].group()
+        gap = text[matches[index].end():matches[index + 1].start()]
+        return following[0].isupper() and gap.strip() == ""
+    return False
+
+
+def weigh(features: Features, df: dict[str, int], documents: int, tuning: Tuning) -> dict[str, float]:
+    """L2-normalised weights of the strongest ``article_terms`` terms."""
+    weights: dict[str, float] = {}
+    for term, tf in features.counts.items():
+        idf = math.log((documents + 1) / (df.get(term, 0) + 1)) + 1.0
+        boost = 1.0
+        if term in features.names:
+            boost = tuning.number_boost if term[0].isdigit() else tuning.entity_boost
+        weights[term] = (1.0 + math.log(tf)) * idf * boost
+    if len(weights) > tuning.article_terms:
+        weights = dict(sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[: tuning.article_terms])
+    return _normalised(weights)
+
+
+def cosine(vector: dict[str, float], centroid: dict[str, float]) -> float:
+    """Cosine of a normalised vector with an unnormalised centroid."""
+    norm = math.sqrt(sum(w * w for w in centroid.values()))
+    if norm == 0.0:
+        return 0.0
+    small, large = (vector, centroid) if len(vector) <= len(centroid) else (centroid, vector)
+    dot = sum(w * large.get(t, 0.0) for t, w in small.items())
+    return dot / norm
+
+
+def _normalised(weights: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(w * w for w in weights.values()))
+    if norm == 0.0:
+        return {}
+    return {t: w / norm for t, w in weights.items()}
+
+
+def _lead_text(article: Article, tuning: Tuning) -> str:
+    lead = article.summary or article.content or ""
+    if len(lead) < 200 and article.content and len(article.content) > len(lead):
+        lead = article.content
+    title = article.title.strip()
+    if title and lead.startswith(title):
+        lead = lead[len(title):]
+    return lead[: tuning.lead_chars]
+
+
+class StoryClusterer:
+    """Assigns each new article to a story, online, in arrival order.
+
+    ``window``: an article joins only a story with an article published within ``window`` of its
+    own publication time (the config key ``story_window``). ``tuning`` overrides ``Tuning`` fields.
+    """
+
+    def __init__(self, window: timedelta = timedelta(days=7), **tuning: float) -> None:
+        known = {f.name for f in fields(Tuning)}
+        unknown = set(tuning) - known
+        if unknown:
+            raise TypeError(f"unknown tuning parameter(s): {', '.join(sorted(unknown))}")
+        self.window = window
+        self.tuning = replace(Tuning(), **tuning)
+
+    # ------------------------------------------------------------------ public
+
+    def assign(
+        self,
+        conn: sqlite3.Connection,
+        article_id: int,
+        article: Article,
+        feed_name: str,
+        *,
+        now: datetime | None = None,
+    ) -> StoryAssignment:
+        """The story of ``article`` (row ``article_id``, already written), creating one if needed.
+
+        ``now`` is the arrival time (default ``article.first_seen``); it sets ``updated``.
+        """
+        arrived = to_iso(now or article.first_seen) or ""
+        existing = story_store.story_of_article(conn, article_id)
+        if existing is not None:
+            return self._seen_again(conn, existing, article_id, article, feed_name, arrived)
+
+        published = to_iso(article.published) or arrived
+        since = to_iso(article.published - self.window) or ""
+        features = extract_features(article.title, _lead_text(article, self.tuning), self.tuning)
+        terms = list(features.counts)
+        documents = story_store.document_count(conn)
+        df = story_store.document_frequencies(conn, terms)
+        story_store.count_document(conn, terms)
+        vector = weigh(features, df, documents, self.tuning)
+        names = {t for t in vector if t in features.names}
+
+        story_id = None
+        score: float | None = None
+        if article.fingerprint:
+            story_id = story_store.story_by_fingerprint(
+                conn, article.fingerprint, article_id=article_id, since=since
+            )
+            score = 1.0 if story_id is not None else None
+        if story_id is None and len(vector) >= self.tuning.min_terms:
+            story_id, score = self._best_story(conn, vector, names, df, documents, article)
+
+        if story_id is None:
+            story_id = story_store.create_story(
+                conn, headline=article.title, article_id=article_id, feed=feed_name,
+                published=published, arrived=arrived, language=article.language, vector=vector, names=names,
+            )
+            story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
+            story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
+            story_store.post_terms(conn, story_id, self._posting_terms(vector, df, documents),
+                                   last_published=published)
+            log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
+            return StoryAssignment(story_id, created=True, joined=False, source_added=True)
+
+        self._join(conn, story_id, article_id, article, feed_name, vector, names, df, documents, arrived,
+                   published)
+        story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
+        added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
+        log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
+                  score or 0.0)
+        return StoryAssignment(story_id, created=False, joined=True, source_added=added, score=score)
+
+    # ------------------------------------------------------------------ steps
+
+    def _seen_again(
+        self, conn: sqlite3.Connection, story_id: int, article_id: int, article: Article, feed: str, arrived: str
+    ) -> StoryAssignment:
+        """Same article again (another feed, or revised): it stays; a revised headline follows."""
+        added = story_store.add_source(conn, story_id, article_id, feed=feed, arrived=arrived)
+        state = story_store.load_story_states(conn, [story_id])[0]
+        if state.headline_article_id == article_id and article.title and state.headline != article.title:
+            state.headline = article.title
+            story_store.update_story(conn, state, arrived=arrived)
+        return StoryAssignment(story_id, created=False, joined=False, source_added=added)
+
+    def _best_story(
+        self,
+        conn: sqlite3.Connection,
+        vector: dict[str, float],
+        names: set[str],
+        df: dict[str, int],
+        documents: int,
+        article: Article,
+    ) -> tuple[int | None, float | None]:
+        probes = self._probe_terms(vector, df, documents)
+        since = to_iso(article.published - self.window) or ""
+        found = story_store.candidate_stories(conn, probes, since=since, per_term=self.tuning.per_term)
+        if not found:
+            return None, None
+        ranked = sorted(found, key=lambda sid: sum(vector[t] for t in found[sid]), reverse=True)
+        states = story_store.load_story_states(conn, ranked[: self.tuning.max_candidates])
+        best_id, best_score = None, 0.0
+        for state in states:
+            score = self._score(vector, names, state, article)
+            if score > best_score:
+                best_id, best_score = state.id, score
+        return (best_id, best_score) if best_id is not None else (None, None)
+
+    def _score(
+        self, vector: dict[str, float], names: set[str], state: story_store.StoryState, article: Article
+    ) -> float:
+        gap = self._gap(article.published, state)
+        if gap is None:
+            return 0.0
+        decay = 1.0 - self.tuning.time_decay * gap
+        similarity = cosine(vector, state.vector)
+        if similarity >= self.tuning.threshold / decay:
+            return similarity * decay
+        if (article.language and state.language and _lang(article.language) != _lang(state.language)
+                and names):
+            name_vector = _normalised({t: vector[t] for t in names})
+            name_centroid = {t: w for t, w in state.vector.items() if _is_name_term(t, state)}
+            name_similarity = cosine(name_vector, name_centroid)
+            if name_similarity >= self.tuning.cross_language_threshold / decay:
+                return self.tuning.threshold  # joins, but ranks below any same-language match
+        return 0.0
+
+    def _gap(self, published: datetime, state: story_store.StoryState) -> float | None:
+        """Distance from ``published`` to the story's publication span, in windows (None: outside)."""
+        when = to_iso(published) or ""
+        if state.first_published <= when <= state.last_published:
+            return 0.0
+        edge = state.first_published if when < state.first_published else state.last_published
+        edge_time = from_iso(edge)
+        assert edge_time is not None
+        distance = abs((published - edge_time).total_seconds())
+        window = self.window.total_seconds() or 1.0
+        if distance > window:
+            return None
+        return distance / window
+
+    def _join(
+        self,
+        conn: sqlite3.Connection,
+        story_id: int,
+        article_id: int,
+        article: Article,
+        feed: str,
+        vector: dict[str, float],
+        names: set[str],
+        df: dict[str, int],
+        documents: int,
+        arrived: str,
+        published: str,
+    ) -> None:
+        state = story_store.load_story_states(conn, [story_id])[0]
+        centroid = dict(state.vector)
+        for term, weight in vector.items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+        if len(centroid) > self.tuning.centroid_terms:
+            centroid = dict(sorted(centroid.items(), key=lambda kv: kv[1], reverse=True)
+                            [: self.tuning.centroid_terms])
+        state.vector = centroid
+        state.names = (state.names | names) & centroid.keys()
+        if published < state.first_published:
+            state.first_published = published
+            state.first_seen = published
+            state.first_feed = feed
+        newer = published > state.last_published
+        state.last_published = max(state.last_published, published)
+        self._choose_headline(conn, state, article_id, article, df, documents)
+        story_store.update_story(conn, state, arrived=arrived)
+        story_store.post_terms(conn, story_id, self._posting_terms(vector, df, documents),
+                               last_published=state.last_published)
+        if newer:
+            story_store.refresh_postings(conn, story_id, last_published=state.last_published)
+
+    def _choose_headline(
+        self,
+        conn: sqlite3.Connection,
+        state: story_store.StoryState,
+        article_id: int,
+        article: Article,
+        df: dict[str, int],
+        documents: int,
+    ) -> None:
+        if not article.title:
+            return
+        current = state.headline
+        challenger = article.title
+        if not current:
+            state.headline, state.headline_article_id = challenger, article_id
+            return
+        title_df = dict(df)
+        missing = [t for t in extract_features(current, "", self.tuning).counts if t not in title_df]
+        if missing:
+            title_df.update(story_store.document_frequencies(conn, missing))
+        current_score = cosine(weigh(extract_features(current, "", self.tuning), title_df, documents,
+                                     self.tuning), state.vector)
+        challenger_score = cosine(weigh(extract_features(challenger, "", self.tuning), title_df, documents,
+                                        self.tuning), state.vector)
+        if challenger_score > current_score:
+            state.headline, state.headline_article_id = challenger, article_id
+
+    def _probe_terms(self, vector: dict[str, float], df: dict[str, int], documents: int) -> list[str]:
+        limit = max(2.0, self.tuning.max_df_ratio * documents)
+        usable = [t for t in vector if df.get(t, 0) <= limit]
+        usable.sort(key=lambda t: vector[t], reverse=True)
+        return usable[: self.tuning.probe_terms]
+
+    def _posting_terms(self, vector: dict[str, float], df: dict[str, int], documents: int) -> list[str]:
+        ordered = sorted(vector, key=lambda t: vector[t], reverse=True)
+        return ordered[: self.tuning.post_terms]
+
+
+def _lang(code: str) -> str:
+    return code.split("-")[0].split("_")[0].lower()
+
+
+def _is_name_term(term: str, state: story_store.StoryState) -> bool:
+    return term in state.names
