@@ -262,3 +262,19 @@ def test_forgive_network_errors(db: sqlite3.Connection) -> None:
     rows = dict(db.execute("SELECT name, consecutive_errors || ' ' || COALESCE(next_check, '-') FROM feeds"))
     assert rows == {"a": f"0 {to_iso(soon)}", "b": f"2 {to_iso(soon)}", "c": "0 -"}
     assert forgive_network_errors(db, []) == 0
+
+
+def test_lease_inside_a_store_transaction_is_committed_by_it(tmp_path: Path) -> None:
+    from monitor.store import Store
+
+    store = Store.open(tmp_path / "store.db")
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO feeds (name, url, created) VALUES ('f', 'http://127.0.0.1:9/', ?)", (to_iso(NOW),))
+        assert acquire_lease(conn, "f", "me", until=NOW + timedelta(minutes=1), now=NOW)
+        assert conn.in_transaction
+    other = sqlite3.connect(tmp_path / "store.db")
+    assert other.execute("SELECT lease_owner FROM feeds").fetchone() == ("me",)
+    assert acquire_lease(store.conn, "f", "me", until=NOW + timedelta(minutes=2), now=NOW)  # autocommit mode
+    assert not acquire_lease(other, "f", "you", until=NOW + timedelta(minutes=2), now=NOW)
+    other.close()
+    store.close()

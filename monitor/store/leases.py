@@ -5,7 +5,8 @@ A lease is two columns of ``feeds`` (``lease_owner``, ``lease_until``). Taking o
 ``newsmon poll``) racing for the same feed cannot both win: SQLite serialises the writes and the loser's
 UPDATE matches no row. An expired lease (its holder crashed) is free again, so nothing stays stuck.
 
-The lease functions commit: call them outside a transaction of your own.
+The write functions commit, unless the connection is already inside a transaction (``Store.transaction()``):
+then that transaction commits them.
 Times are compared as fixed-width UTC ISO strings (``timeutil.to_iso``), which sort as times.
 """
 
@@ -54,6 +55,15 @@ def raw_connection(conn: Any) -> sqlite3.Connection:
     raise TypeError(f"expected a sqlite3.Connection, got {type(conn).__name__}")
 
 
+def _write(db: sqlite3.Connection, sql: str, params: Any, *, many: bool = False) -> sqlite3.Cursor:
+    """Run one write; commit it unless the caller's own transaction is open (that one commits it)."""
+    run = db.executemany if many else db.execute
+    if db.in_transaction:
+        return run(sql, params)
+    with db:
+        return run(sql, params)
+
+
 def acquire_lease(conn: Any, feed_name: str, owner: str, *, until: datetime, now: datetime) -> bool:
     """Take (or renew) the lease on ``feed_name`` for ``owner`` until ``until``; commits.
 
@@ -62,12 +72,12 @@ def acquire_lease(conn: Any, feed_name: str, owner: str, *, until: datetime, now
     """
     db = raw_connection(conn)
     try:
-        with db:
-            cursor = db.execute(
-                "UPDATE feeds SET lease_owner = ?, lease_until = ? "
-                "WHERE name = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
-                (owner, to_iso(until), feed_name, to_iso(now), owner),
-            )
+        cursor = _write(
+            db,
+            "UPDATE feeds SET lease_owner = ?, lease_until = ? "
+            "WHERE name = ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)",
+            (owner, to_iso(until), feed_name, to_iso(now), owner),
+        )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot take the lease of feed {feed_name!r}: {exc}") from exc
     won = cursor.rowcount == 1
@@ -80,11 +90,11 @@ def release_lease(conn: Any, feed_name: str, owner: str) -> None:
     """Give the lease back if ``owner`` still holds it (a lease taken over after expiry is left alone); commits."""
     db = raw_connection(conn)
     try:
-        with db:
-            db.execute(
-                "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE name = ? AND lease_owner = ?",
-                (feed_name, owner),
-            )
+        _write(
+            db,
+            "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE name = ? AND lease_owner = ?",
+            (feed_name, owner),
+        )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot release the lease of feed {feed_name!r}: {exc}") from exc
 
@@ -93,10 +103,7 @@ def release_all_leases(conn: Any, owner: str) -> int:
     """Release every lease ``owner`` holds (daemon shutdown); returns how many; commits."""
     db = raw_connection(conn)
     try:
-        with db:
-            cursor = db.execute(
-                "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", (owner,)
-            )
+        cursor = _write(db, "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", (owner,))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot release the leases of {owner}: {exc}") from exc
     return cursor.rowcount
@@ -145,12 +152,13 @@ def forgive_network_errors(conn: Any, schedule: Iterable[tuple[str, datetime]]) 
     if not params:
         return 0
     try:
-        with db:
-            cursor = db.executemany(
-                "UPDATE feeds SET consecutive_errors = MAX(consecutive_errors - 1, 0), next_check = ? "
-                "WHERE name = ? AND consecutive_errors > 0",
-                params,
-            )
+        cursor = _write(
+            db,
+            "UPDATE feeds SET consecutive_errors = MAX(consecutive_errors - 1, 0), next_check = ? "
+            "WHERE name = ? AND consecutive_errors > 0",
+            params,
+            many=True,
+        )
     except sqlite3.Error as exc:
         raise StoreError(f"cannot reschedule feeds after a network outage: {exc}") from exc
     return cursor.rowcount
