@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
+from monitor.store.schema import run_script
 from monitor.timeutil import to_iso
 
 SCHEMA = """
@@ -79,8 +80,8 @@ CREATE TABLE IF NOT EXISTS story_stats (
 
 
 def apply_schema(conn: sqlite3.Connection) -> None:
-    """Create the story tables (idempotent). The lead's migrations run the same SCHEMA."""
-    conn.executescript(SCHEMA)
+    """Create the story tables (idempotent, inside the caller's transaction if any)."""
+    run_script(conn, SCHEMA)
 
 
 # --------------------------------------------------------------------------- clusterer state
