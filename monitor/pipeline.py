@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from monitor import alerts as alerts_module
@@ -341,3 +343,41 @@ def _domain(url: str | None) -> str | None:
         return None
     host = urlsplit(url).hostname or ""
     return host[4:] if host.startswith("www.") else host or None
+
+
+# --------------------------------------------------------------------------- many feeds
+
+
+def feed_host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def poll_feeds(
+    ctx: PollContext, names: Sequence[str], *, owner: str,
+    on_result: Callable[[FeedPollResult], None] | None = None,
+) -> list[FeedPollResult]:
+    """Refresh several feeds once, ``concurrency`` at a time and at most ``per_host`` per host.
+    One feed's failure never stops the others (it is recorded on that feed)."""
+    settings = ctx.config.monitor
+    host_slots: dict[str, threading.BoundedSemaphore] = {}
+    for name in names:
+        feed = ctx.config.feed(name)
+        host = feed_host(feed.url) if feed else ""
+        host_slots.setdefault(host, threading.BoundedSemaphore(settings.per_host))
+    results: list[FeedPollResult] = []
+
+    def run(name: str) -> FeedPollResult:
+        feed = ctx.config.feed(name)
+        with host_slots[feed_host(feed.url) if feed else ""]:
+            return refresh_feed(ctx, name, owner=owner)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(settings.concurrency, len(names))),
+                            thread_name_prefix="poll") as pool:
+        for future in as_completed([pool.submit(run, name) for name in names]):
+            result = future.result()
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    order = {name: index for index, name in enumerate(names)}
+    results.sort(key=lambda result: order.get(result.feed, len(order)))
+    return results

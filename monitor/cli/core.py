@@ -1,0 +1,196 @@
+"""Core commands: poll, feeds list, feeds check."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.errors import UsageError
+from monitor.models import FeedPollResult
+from monitor.timeutil import utcnow
+
+
+def _describe(result: FeedPollResult) -> str:
+    if result.status == "ok":
+        detail = f"new={result.new} updated={result.updated}"
+        if result.alerts:
+            detail += f" alerts={result.alerts}"
+        if result.held_back:
+            detail += f" held_back={result.held_back}"
+    elif result.status in ("not_modified", "unchanged"):
+        detail = "nothing new"
+    else:
+        detail = f"{result.error_kind or 'error'}: {result.error}" if result.error_kind else str(result.error)
+    http = f" http={result.http_status}" if result.http_status else ""
+    return f"{result.status:<12} {result.feed}  {detail}{http} ({result.elapsed:.1f}s)"
+
+
+@click.command()
+@click.option("--feed", "feed_names", multiple=True, metavar="NAME",
+              help="Poll only this feed (repeatable); default: every enabled feed.")
+@pass_app
+def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
+    """Poll feeds once, store what is new, deliver the alerts it made, exit.
+
+    Exits 0 also when some feeds fail: each feed gets one line (status, new, updated, error).
+    """
+    from monitor import alerts
+    from monitor.pipeline import build_context, poll_feeds
+
+    config = app.config()
+    names = _select_feeds(config, feed_names)
+    store = app.store()
+    store.sync_feeds(config.feeds)
+    ctx = build_context(config, store)
+    show_progress = sys.stderr.isatty() and app.verbosity >= 0 and len(names) > 1
+    try:
+        if show_progress:
+            with click.progressbar(length=len(names), label="polling", file=sys.stderr) as bar:
+                results = poll_feeds(ctx, names, owner=f"poll-{os.getpid()}", on_result=lambda _: bar.update(1))
+        else:
+            results = poll_feeds(ctx, names, owner=f"poll-{os.getpid()}")
+    finally:
+        ctx.fetcher.close()
+    for result in results:
+        click.echo(_describe(result))
+    report = alerts.deliver_pending(store, config, now=utcnow())
+    failed = sum(1 for result in results if result.status == "error")
+    new = sum(result.new for result in results)
+    summary = f"{len(results)} feeds: {new} new articles, {failed} failed"
+    if getattr(report, "sent", 0) or getattr(report, "failed", 0) or getattr(report, "retrying", 0):
+        summary += f"; alerts sent={report.sent} retrying={getattr(report, 'retrying', 0)} failed={report.failed}"
+    click.echo(summary, err=True)
+
+
+def _select_feeds(config: Any, feed_names: tuple[str, ...]) -> list[str]:
+    if not feed_names:
+        return [feed.name for feed in config.feeds if feed.enabled]
+    names = []
+    for name in feed_names:
+        feed = config.feed(name)
+        if feed is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, [f.name for f in config.feeds], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"no feed named {name!r} in {config.path}{hint}")
+        if not feed.enabled:
+            raise UsageError(f"feed {name!r} is disabled in {config.path}: enable it first")
+        names.append(name)
+    return names
+
+
+@click.command("list")
+@format_option()
+@pass_app
+def feeds_list(app: AppContext, output_format: str) -> None:
+    """Each configured feed with its health (last status, errors, next check)."""
+    from monitor.schedule import is_failing
+
+    config = app.config()
+    rows: dict[str, dict[str, Any]] = {}
+    if app.db_path.exists():
+        store = app.store(readonly=True)
+        rows = {row["name"]: row for row in store.feed_rows()}
+    listing = []
+    for feed in config.feeds:
+        row = rows.get(feed.name, {})
+        errors = int(row.get("consecutive_errors") or 0)
+        listing.append({
+            "name": feed.name,
+            "url": feed.url,
+            "enabled": feed.enabled,
+            "tags": list(feed.tags),
+            "last_status": row.get("last_status"),
+            "last_error": row.get("last_error"),
+            "last_error_kind": row.get("last_error_kind"),
+            "consecutive_errors": errors,
+            "failing": is_failing(errors, config.monitor),
+            "gone": bool(row.get("gone")),
+            "moved_to": row.get("permanent_url"),
+            "last_fetch": row.get("last_fetch"),
+            "last_success": row.get("last_success"),
+            "next_check": row.get("next_check"),
+        })
+    if output_format == "json":
+        emit_json(listing)
+        return
+    for item in listing:
+        click.echo(_feed_line(item))
+
+
+def _feed_line(item: dict[str, Any]) -> str:
+    if not item["enabled"]:
+        health = "disabled"
+    elif item["gone"]:
+        health = "GONE (410)"
+    elif item["failing"]:
+        health = f"FAILING x{item['consecutive_errors']}"
+    elif item["last_error"]:
+        health = f"error x{item['consecutive_errors']}"
+    elif item["last_success"]:
+        health = "ok"
+    else:
+        health = "never polled"
+    line = f"{health:<14} {item['name']:<28} last={item['last_success'] or '-':<20} next={item['next_check'] or '-'}"
+    if item["last_error"]:
+        line += f"\n{'':15}{item['last_error_kind']}: {item['last_error']}"
+    if item["moved_to"]:
+        line += f"\n{'':15}moved permanently to {item['moved_to']} (update the config)"
+    return line
+
+
+@click.command("check")
+@click.argument("url")
+@click.option("--limit", default=10, show_default=True, help="Entries to show.")
+@format_option()
+@pass_app
+def feeds_check(app: AppContext, url: str, limit: int, output_format: str) -> None:
+    """Fetch and parse one URL and show what would be stored (stores nothing)."""
+    from monitor.config import FeedConfig, load_config
+    from monitor.fetch import Fetcher, FetchSettings
+    from monitor.parse import parse_feed
+    from monitor.pipeline import fetch_settings, normalize_feed
+
+    settings = fetch_settings(app.config()) if app.config_path.exists() else FetchSettings.default()
+    with Fetcher(settings) as fetcher:
+        result = fetcher.fetch(url)
+    parsed = parse_feed(result.body, result.headers, result.url)
+    articles, single_link = normalize_feed(parsed, FeedConfig(name="check", url=url), base_url=result.url,
+                                           now=utcnow())
+    summary = {
+        "url": result.url,
+        "status": result.status,
+        "moved_to": result.permanent_url,
+        "format": parsed.format,
+        "title": parsed.title,
+        "language": parsed.language,
+        "bozo": parsed.bozo,
+        "entries": len(parsed.entries),
+        "articles": len(articles),
+        "single_link": single_link,
+        "sample": [
+            {"title": a.title, "url": a.url, "published": a.published, "undated": a.undated, "key": a.key,
+             "language": a.language}
+            for a in articles[:limit]
+        ],
+    }
+    if output_format == "json":
+        emit_json(summary)
+        return
+    click.echo(f"{summary['title'] or '(untitled)'}  [{parsed.format}] HTTP {result.status}, "
+               f"{len(parsed.entries)} entries, {len(articles)} distinct articles")
+    if result.permanent_url:
+        click.echo(f"moved permanently to {result.permanent_url}")
+    if parsed.bozo:
+        click.echo(f"warning: not well-formed: {parsed.bozo}")
+    for article in articles[:limit]:
+        date = "undated" if article.undated else article.published.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {date:<16} {article.title[:90]}")
+        if article.url:
+            click.echo(f"  {'':16} {article.url}")
