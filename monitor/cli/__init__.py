@@ -22,7 +22,24 @@ from monitor.errors import MonitorError, UsageError
 log = logging.getLogger(__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class NewsmonGroup(click.Group):
+    """Turns every MonitorError raised by a command into a clean message and its exit status."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MonitorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # Output piped into `head` and closed early: not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
+        return None
+
+
+@click.group(cls=NewsmonGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file [default: $NEWSMON_CONFIG or config/feeds.toml].")
 @click.option("--db", "db_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -45,28 +62,7 @@ def cli(ctx: click.Context, config_path: Path | None, db_path: Path | None, verb
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
-    try:
-        result = cli.main(args=argv, prog_name="newsmon", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except MonitorError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        # Output piped into `head` and closed early: not an error of ours.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
-    sys.exit(result if isinstance(result, int) else 0)
+    cli.main(args=argv, prog_name="newsmon")
 
 
 # --------------------------------------------------------------------------- init

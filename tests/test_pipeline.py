@@ -1,0 +1,140 @@
+"""End to end: real feeds served on 127.0.0.1, `newsmon poll`, a real SQLite archive."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.normalize import canonical_url
+from tests.feedserver import FeedServer
+
+SAME_DAY = "*_2026-02-17.*"
+
+
+def write_config(path: Path, feeds: list[tuple[str, str]], extra: str = "") -> Path:
+    lines = ['[monitor]\ndefault_interval = "1s"\nconcurrency = 4\n']
+    for name, url in feeds:
+        lines.append(f'[[feeds]]\nname = "{name}"\nurl = "{url}"\n')
+    path.write_text("\n".join(lines) + extra)
+    return path
+
+
+def run(*args: str) -> "click.testing.Result":  # noqa: F821
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+@pytest.fixture
+def real_feeds(corpora: Path) -> list[Path]:
+    files = sorted((corpora / "real-feeds").glob(SAME_DAY))
+    assert len(files) >= 20
+    return files
+
+
+def test_poll_stores_every_entry_then_conditional_get_stores_nothing(
+    tmp_path: Path, real_feeds: list[Path], feed_server: FeedServer
+) -> None:
+    feeds = []
+    for index, path in enumerate(real_feeds):
+        route = f"/f{index}.xml"
+        feed_server.add(route, path.read_bytes(), content_type="application/rss+xml", etag=f'"e{index}"')
+        feeds.append((path.stem, feed_server.url(route)))
+    config = write_config(tmp_path / "feeds.toml", feeds)
+    db = tmp_path / "archive.db"
+
+    first = run("--config", str(config), "--db", str(db), "poll")
+    assert first.exit_code == 0, first.output
+    assert first.output.count("ok ") == len(feeds)
+
+    conn = sqlite3.connect(db)
+    stored_urls = {row[0] for row in conn.execute("SELECT url FROM articles")}
+    stored_titles = {row[0] for row in conn.execute("SELECT title FROM articles")}
+    total_entries = 0
+    for path in real_feeds:
+        parsed = feedparser.parse(path.read_bytes())
+        total_entries += len(parsed.entries)
+        for entry in parsed.entries:
+            link = canonical_url(entry.get("link") or "")
+            assert link in stored_urls or entry.get("title", "").strip() in stored_titles, (path.name, entry.get("link"))
+    count = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+    assert 0.9 * total_entries <= count <= total_entries
+    links = conn.execute("SELECT count(*) FROM article_feeds").fetchone()[0]
+    assert links >= count
+
+    second = run("--config", str(config), "--db", str(db), "poll")
+    assert second.exit_code == 0, second.output
+    assert second.output.count("not_modified") == len(feeds)
+    for index in range(len(feeds)):
+        requests = feed_server.requests_for(f"/f{index}.xml")
+        assert len(requests) == 2
+        assert requests[1].headers.get("if-none-match") == f'"e{index}"'
+    assert conn.execute("SELECT count(*) FROM articles").fetchone()[0] == count
+
+
+def test_identical_body_without_validators_parses_nothing(
+    tmp_path: Path, real_feeds: list[Path], feed_server: FeedServer
+) -> None:
+    feed_server.add("/plain.xml", real_feeds[0].read_bytes())
+    config = write_config(tmp_path / "feeds.toml", [("plain", feed_server.url("/plain.xml"))])
+    db = tmp_path / "archive.db"
+    assert run("--config", str(config), "--db", str(db), "poll").exit_code == 0
+    again = run("--config", str(config), "--db", str(db), "poll")
+    assert "unchanged" in again.output
+    outcomes = [row[0] for row in sqlite3.connect(db).execute("SELECT outcome FROM fetch_log ORDER BY id")]
+    assert outcomes == ["ok", "unchanged"]
+
+
+def test_one_failing_feed_does_not_stop_the_others(tmp_path: Path, real_feeds: list[Path],
+                                                   feed_server: FeedServer) -> None:
+    feed_server.add("/good.xml", real_feeds[1].read_bytes())
+    feed_server.add("/broken.xml", b"<html><body>Not a feed</body></html>", content_type="text/html")
+    feed_server.add("/missing.xml", b"no", status=404)
+    config = write_config(tmp_path / "feeds.toml", [
+        ("good", feed_server.url("/good.xml")),
+        ("broken", feed_server.url("/broken.xml")),
+        ("missing", feed_server.url("/missing.xml")),
+    ])
+    db = tmp_path / "archive.db"
+    result = run("--config", str(config), "--db", str(db), "poll")
+    assert result.exit_code == 0
+    listing = run("--config", str(config), "--db", str(db), "feeds", "list", "--format", "json")
+    health = {item["name"]: item for item in json.loads(listing.output)}
+    assert health["good"]["last_error"] is None and health["good"]["last_status"] == 200
+    assert health["broken"]["consecutive_errors"] == 1
+    assert health["missing"]["last_status"] == 404 and health["missing"]["consecutive_errors"] == 1
+    kinds = dict(sqlite3.connect(db).execute("SELECT name, last_error_kind FROM feeds"))
+    assert kinds["missing"] == "http_status"
+    assert kinds["broken"] in {"html_page", "not_a_feed"}
+
+
+def test_permanent_redirect_and_gone_are_recorded(tmp_path: Path, real_feeds: list[Path],
+                                                  feed_server: FeedServer) -> None:
+    feed_server.add("/new.xml", real_feeds[2].read_bytes())
+    feed_server.add("/old.xml", status=301, headers={"Location": "/new.xml"})
+    feed_server.add("/gone.xml", b"", status=410)
+    config = write_config(tmp_path / "feeds.toml", [
+        ("moved", feed_server.url("/old.xml")), ("gone", feed_server.url("/gone.xml")),
+    ])
+    db = tmp_path / "archive.db"
+    assert run("--config", str(config), "--db", str(db), "poll").exit_code == 0
+    rows = {row[0]: row[1:] for row in sqlite3.connect(db).execute("SELECT name, permanent_url, gone, next_check FROM feeds")}
+    assert rows["moved"][0] == feed_server.url("/new.xml")
+    assert rows["gone"][1] == 1 and rows["gone"][2] is None
+    # The next poll goes straight to the new URL.
+    before = len(feed_server.requests_for("/old.xml"))
+    run("--config", str(config), "--db", str(db), "poll", "--feed", "moved")
+    assert len(feed_server.requests_for("/old.xml")) == before
+
+
+def test_bad_config_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[[feeds]]\nname = "x"\nurl = "https://example.org/"\ninterval = "often"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "--db", str(tmp_path / "a.db"), "poll"])
+    assert result.exit_code == 2
+    assert "feeds[0].interval" in result.output and "Traceback" not in result.output
