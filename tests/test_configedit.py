@@ -1,0 +1,252 @@
+"""Editing config/feeds.toml: comments survive, the result always loads, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.configedit import add_feed, add_feeds, feed_name, remove_feed, set_feed_enabled
+from monitor.errors import ConfigError, UsageError
+from monitor.opml import read_opml
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+STARTER = Path(__file__).resolve().parents[1] / "monitor" / "data" / "feeds.toml"
+
+SAMPLE = """\
+# newsmon test config: keep this comment
+[monitor]
+default_interval = "15m"   # inline comment on a setting
+
+# --- feeds banner
+[[feeds]]
+name = "Al Jazeera"   # the identity
+url = "https://www.aljazeera.com/xml/rss/all.xml"
+tags = ["africa"]
+
+# about BBC Africa
+[[feeds]]
+name = "BBC Africa"
+url = "https://feeds.bbci.co.uk/news/world/africa/rss.xml"
+language = "en"
+
+# about RFI
+[[feeds]]
+name = "RFI"
+# a comment inside the RFI table
+url = "https://www.rfi.fr/fr/afrique/rss"
+
+# --- channels banner
+[[channels]]
+name = "file"
+url = "jsonl://storage/alerts.jsonl"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "feeds.toml"
+    path.write_text(SAMPLE, encoding="utf-8")
+    return path
+
+
+def _comment_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+
+
+def _names(path: Path) -> list[str]:
+    return [feed.name for feed in load_config(path).feeds]
+
+
+def test_add_appends_after_last_feed_and_keeps_comments(config: Path) -> None:
+    changes = add_feeds(config, [
+        {"title": "Le Monde", "url": "https://www.lemonde.fr/rss/une.xml", "tags": ["france"], "language": "fr",
+         "interval": "30m"},
+    ])
+    assert [(c.name, c.status) for c in changes] == [("Le Monde", "added")]
+    text = config.read_text(encoding="utf-8")
+    assert _comment_lines(text) == _comment_lines(SAMPLE)
+    assert "default_interval = \"15m\"   # inline comment on a setting" in text
+    assert text.index('name = "Le Monde"') < text.index("# --- channels banner") < text.index("[[channels]]")
+    loaded = load_config(config)
+    feed = loaded.feed("Le Monde")
+    assert feed is not None and feed.language == "fr" and feed.tags == ("france",)
+    assert feed.interval is not None and feed.interval.total_seconds() == 1800
+    assert [channel.name for channel in loaded.channels] == ["file"]
+    # the original text is a prefix-preserving edit: every original line is still there, in order
+    lines = iter(text.splitlines())
+    assert all(any(line == kept for kept in lines) for line in SAMPLE.splitlines())
+
+
+def test_duplicate_url_is_skipped_and_refused(config: Path) -> None:
+    before = config.read_bytes()
+    changes = add_feeds(config, [{"title": "again", "url": "HTTPS://WWW.ALJAZEERA.COM/xml/rss/all.xml/"}])
+    assert changes[0].status == "skipped"
+    assert "Al Jazeera" in (changes[0].reason or "")
+    assert config.read_bytes() == before
+    with pytest.raises(UsageError, match="already configured"):
+        add_feed(config, {"url": "https://www.aljazeera.com/xml/rss/all.xml"})
+
+
+def test_same_url_twice_in_one_batch_is_added_once(config: Path) -> None:
+    changes = add_feeds(config, [{"title": "x", "url": "https://e.org/f"}, {"title": "y", "url": "https://e.org/f/"}])
+    assert [c.status for c in changes] == ["added", "skipped"]
+    assert _names(config)[-1] == "x"
+
+
+def test_name_clash_is_numbered_on_import_and_refused_on_add(config: Path) -> None:
+    changes = add_feeds(config, [
+        {"title": "RFI", "url": "https://e.org/1"},
+        {"title": "rfi", "url": "https://e.org/2"},
+    ])
+    assert [c.name for c in changes] == ["RFI (2)", "rfi (3)"]
+    assert _names(config)[-2:] == ["RFI (2)", "rfi (3)"]
+    with pytest.raises(UsageError, match="--name"):
+        add_feed(config, {"name": "BBC Africa", "url": "https://e.org/3"})
+    assert add_feed(config, {"name": "BBC Afrique", "url": "https://e.org/3"}).status == "added"
+
+
+def test_unusable_values_are_rejected_without_touching_the_file(config: Path) -> None:
+    before = config.read_bytes()
+    changes = add_feeds(config, [
+        {"title": "ftp", "url": "ftp://e.org/f"},
+        {"title": "interval", "url": "https://e.org/i", "interval": "soon"},
+        {"title": "language", "url": "https://e.org/l", "language": "French"},
+        {"title": "unknown", "url": "https://e.org/u", "colour": "red"},
+    ])
+    assert [c.status for c in changes] == ["rejected"] * 4
+    assert all(c.reason for c in changes)
+    assert config.read_bytes() == before
+    with pytest.raises(UsageError, match="http"):
+        add_feed(config, {"url": "mailto:x@e.org"})
+
+
+def test_a_change_that_would_make_the_config_invalid_writes_nothing(config: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSMON_TEST_UNSET", raising=False)
+    before = config.read_bytes()
+    with pytest.raises(ConfigError, match="NEWSMON_TEST_UNSET"):
+        add_feeds(config, [{"title": "x", "url": "https://e.org/f", "tags": ["${NEWSMON_TEST_UNSET}"]}])
+    assert config.read_bytes() == before
+    assert [p.name for p in config.parent.iterdir()] == ["feeds.toml"]
+
+
+def test_an_invalid_config_is_not_edited(config: Path) -> None:
+    config.write_text(SAMPLE.replace('default_interval = "15m"', 'default_intervall = "15m"'), encoding="utf-8")
+    before = config.read_bytes()
+    with pytest.raises(ConfigError, match="default_intervall"):
+        add_feeds(config, [{"url": "https://e.org/f"}])
+    with pytest.raises(ConfigError):
+        remove_feed(config, "RFI")
+    assert config.read_bytes() == before
+
+
+def test_missing_config_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="newsmon init"):
+        add_feeds(tmp_path / "nope.toml", [{"url": "https://e.org/f"}])
+
+
+def test_dry_run_reports_but_writes_nothing(config: Path) -> None:
+    before = config.read_bytes()
+    changes = add_feeds(config, [{"url": "https://e.org/f"}], dry_run=True)
+    assert changes[0].status == "added" and changes[0].name == "e.org/f"
+    assert config.read_bytes() == before
+
+
+def test_remove_keeps_other_comments_and_drops_the_feeds_own(config: Path) -> None:
+    remove_feed(config, "RFI")
+    text = config.read_text(encoding="utf-8")
+    assert "RFI" not in text
+    assert "# about RFI" not in text and "# a comment inside the RFI table" not in text
+    assert "# --- channels banner" in text and "# about BBC Africa" in text
+    assert _names(config) == ["Al Jazeera", "BBC Africa"]
+    remove_feed(config, "Al Jazeera")
+    text = config.read_text(encoding="utf-8")
+    assert "# --- feeds banner" in text and "# about BBC Africa" in text
+    assert text.index("# about BBC Africa") < text.index('name = "BBC Africa"')
+    remove_feed(config, "BBC Africa")
+    assert _names(config) == []
+    text = config.read_text(encoding="utf-8")
+    assert "# newsmon test config: keep this comment" in text and "# --- channels banner" in text
+    assert [channel.name for channel in load_config(config).channels] == ["file"]
+
+
+def test_unknown_name_suggests_a_close_one(config: Path) -> None:
+    with pytest.raises(UsageError, match="did you mean 'BBC Africa'"):
+        remove_feed(config, "bbc afrika")
+    with pytest.raises(UsageError, match="no feed named 'zzz'"):
+        set_feed_enabled(config, "zzz", False)
+
+
+def test_enable_and_disable(config: Path) -> None:
+    assert set_feed_enabled(config, "BBC Africa", False) is True
+    assert load_config(config).feed("BBC Africa").enabled is False
+    assert set_feed_enabled(config, "BBC Africa", False) is False
+    assert set_feed_enabled(config, "BBC Africa", True) is True
+    assert load_config(config).feed("BBC Africa").enabled is True
+    assert set_feed_enabled(config, "RFI", True) is False
+    assert _comment_lines(config.read_text(encoding="utf-8")) == _comment_lines(SAMPLE)
+
+
+def test_config_without_feeds_gets_a_feeds_array(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    path.write_text("# only settings\n[monitor]\nconcurrency = 2\n", encoding="utf-8")
+    add_feeds(path, [{"title": "A", "url": "https://e.org/a"}, {"title": "B", "url": "https://e.org/b"}])
+    assert _names(path) == ["A", "B"]
+    assert path.read_text(encoding="utf-8").startswith("# only settings\n[monitor]\nconcurrency = 2\n")
+
+
+def test_inline_feeds_array_is_extended_in_kind(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    path.write_text('feeds = [{name = "A", url = "https://e.org/a"}]  # inline\n', encoding="utf-8")
+    add_feeds(path, [{"title": "B", "url": "https://e.org/b"}])
+    assert _names(path) == ["A", "B"]
+    remove_feed(path, "A")
+    assert _names(path) == ["B"]
+
+
+def test_file_mode_is_kept_and_no_temporary_file_is_left(config: Path) -> None:
+    os.chmod(config, 0o640)
+    add_feeds(config, [{"url": "https://e.org/f"}])
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert [p.name for p in config.parent.iterdir()] == ["feeds.toml"]
+
+
+def test_feed_names_from_titles_and_urls() -> None:
+    assert feed_name("  Le   Monde\n", "https://x") == "Le Monde"
+    assert feed_name("", "https://www.example.org/feed/") == "example.org/feed"
+    assert feed_name("https://www.example.org/rss?x=1", "https://www.example.org/rss?x=1") == "example.org/rss?x=1"
+    assert len(feed_name("x" * 300, "https://e.org")) == 100
+
+
+def test_importing_an_opml_list_twice_adds_nothing_the_second_time(config: Path) -> None:
+    path = CORPORA / "opml" / "awesome-rss-feeds" / "countries" / "with_category" / "France.opml"
+    if not path.exists():
+        pytest.skip("../shared/corpora/opml is not there")
+    entries = read_opml(path.read_bytes(), source=path.name).entries
+    feeds = [{"title": e.title, "url": e.xml_url, "tags": list(e.tags), "language": e.language} for e in entries]
+    first = add_feeds(config, feeds)
+    assert sum(c.status == "added" for c in first) == 11
+    text = config.read_bytes()
+    second = add_feeds(config, feeds)
+    assert all(c.status == "skipped" for c in second)
+    assert config.read_bytes() == text
+    assert len(load_config(config).feeds) == 14
+
+
+@pytest.mark.skipif(not STARTER.exists(), reason="no starter config in monitor/data")
+def test_starter_config_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    original = STARTER.read_text(encoding="utf-8")
+    path.write_text(original, encoding="utf-8")
+    first = load_config(path).feeds[0].name
+    add_feeds(path, [{"title": "Example", "url": "https://e.org/rss"}])
+    set_feed_enabled(path, "Example", False)
+    remove_feed(path, first)
+    remove_feed(path, "Example")
+    text = path.read_text(encoding="utf-8")
+    assert _comment_lines(text) == _comment_lines(original)
+    assert len(load_config(path).feeds) == len(load_config(STARTER).feeds) - 1
