@@ -73,7 +73,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str |
         link=_dict_get(feed, "link") or None,
         language=feed_language,
         ttl_minutes=_ttl(_dict_get(feed, "ttl")),
-        entries=[_entry(raw) for raw in entries_raw],
+        entries=[_entry(raw, feed_language) for raw in entries_raw],
         bozo=bozo,
     )
 
@@ -139,7 +139,7 @@ def _one_line(text: str, limit: int = BOZO_MAX_CHARS) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _entry(raw: Mapping[str, Any]) -> Entry:
+def _entry(raw: Mapping[str, Any], feed_language: str | None) -> Entry:
     links = _dict_get(raw, "links") or ()
     guid = _dict_get(raw, "id")
     return Entry(
@@ -153,7 +153,7 @@ def _entry(raw: Mapping[str, Any]) -> Entry:
         updated=_struct_to_datetime(_dict_get(raw, "updated_parsed")),
         authors=_names(_dict_get(raw, "authors")),
         categories=_terms(_dict_get(raw, "tags")),
-        language=_entry_language(raw),
+        language=_entry_language(raw) or feed_language,
         enclosures=[link["href"] for link in links if _dict_get(link, "rel") == "enclosure" and _dict_get(link, "href")],
     )
 
