@@ -1,0 +1,295 @@
+"""Alert channels: ``log``, ``jsonl://PATH``, ``webhook:URL`` and everything Apprise knows.
+
+A channel is built from a channel configuration and has one method, ``send(message)``, which either
+returns (delivered) or raises ``AlertError`` whose ``reason`` is free of secrets. Apprise reports failure
+as a return value: its log lines during the call are captured with ``apprise.LogCapture`` and become the
+reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+import apprise
+import httpx
+
+from monitor import __version__
+from monitor.alerts.redact import redact_text, redact_url, register_secrets, secrets_of
+from monitor.alerts.render import Message, one_line
+from monitor.errors import AlertError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = timedelta(seconds=15)
+LOG_CHANNEL = "log"
+DEFAULT_SECRET_HEADER = "X-Newsmon-Secret"
+_EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """What delivery needs of a ``[[channels]]`` entry (built from ``config.ChannelConfig``)."""
+
+    name: str
+    url: str
+    max_per_hour: int | None = None
+    secret_header: str | None = None
+    timeout: timedelta | None = None
+
+    @classmethod
+    def from_config(cls, channel: Any) -> "ChannelSpec":
+        return cls(
+            name=channel.name,
+            url=channel.url,
+            max_per_hour=getattr(channel, "max_per_hour", None),
+            secret_header=getattr(channel, "secret_header", None),
+            timeout=getattr(channel, "timeout", None),
+        )
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+    @property
+    def secrets(self) -> set[str]:
+        return secrets_of(self.url, self.secret_header)
+
+
+class Channel(Protocol):
+    spec: ChannelSpec
+
+    def send(self, message: Message) -> None: ...
+
+
+def channel_specs(config: Any) -> dict[str, ChannelSpec]:
+    """Configured channels by name, plus the ``log`` channel, which always exists."""
+    specs = {channel.name: ChannelSpec.from_config(channel) for channel in getattr(config, "channels", ())}
+    specs.setdefault(LOG_CHANNEL, ChannelSpec(name=LOG_CHANNEL, url="log:"))
+    return specs
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else ""
+
+
+def validate_channel_url(url: str) -> None:
+    """Raise ValueError with a clear reason when newsmon cannot send to ``url`` (for the config loader)."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("channel URL is empty")
+    url = url.strip()
+    scheme = _scheme(url)
+    if url == LOG_CHANNEL or scheme == "log":
+        return
+    if scheme == "jsonl":
+        if not url.lower().startswith("jsonl://") or not url[len("jsonl://"):]:
+            raise ValueError("a jsonl channel needs a file path: jsonl:///var/lib/newsmon/alerts.jsonl")
+        return
+    if scheme == "webhook":
+        _validate_webhook(url[len("webhook:"):])
+        return
+    if not scheme or "://" not in url:
+        raise ValueError(
+            f"{redact_url(url)!r} is not a channel URL: use log:, jsonl://PATH, webhook:https://... "
+            "or an Apprise URL such as mailtos://user:pass@host?to=addr or slack://...")
+    if scheme not in _apprise_schemes():
+        raise ValueError(
+            f"unknown channel scheme {scheme + '://'!r}: use log:, jsonl://PATH, webhook:URL or a scheme "
+            "Apprise supports (mailto://, mailtos://, slack://, discord://, tgram://, ntfy://, matrix://, "
+            "json://, ...)")
+    reason = _apprise_rejects(url)
+    if reason:
+        raise ValueError(f"Apprise cannot use this {scheme}:// URL ({redact_url(url)}): {reason}")
+
+
+def _validate_webhook(target: str) -> None:
+    try:
+        parts = urlsplit(target)
+    except ValueError as exc:
+        raise ValueError(f"webhook URL is malformed: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("a webhook channel needs an http(s) URL: webhook:https://host/path")
+
+
+_SCHEMES: frozenset[str] | None = None
+
+
+def _apprise_schemes() -> frozenset[str]:
+    global _SCHEMES
+    if _SCHEMES is None:
+        from apprise.manager_plugins import NotificationManager
+
+        _SCHEMES = frozenset(scheme.lower() for scheme in NotificationManager().schemas())
+    return _SCHEMES
+
+
+def _apprise_rejects(url: str) -> str | None:
+    secrets = secrets_of(url)
+    register_secrets(secrets)
+    with apprise.LogCapture(fmt="%(message)s") as captured:
+        plugin = apprise.Apprise.instantiate(url)
+    if plugin is not None:
+        return None
+    lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+    detail = redact_text(lines[-1], secrets) if lines else "missing or malformed parts"
+    return detail
+
+
+def build_channel(spec: ChannelSpec) -> Channel:
+    """The sender for one channel; raises AlertError(retryable=False) when the URL is unusable."""
+    register_secrets(spec.secrets)
+    scheme = _scheme(spec.url)
+    if spec.url == LOG_CHANNEL or scheme == "log":
+        return LogChannel(spec)
+    if scheme == "jsonl":
+        return JsonlChannel(spec)
+    if scheme == "webhook":
+        return WebhookChannel(spec)
+    return AppriseChannel(spec)
+
+
+class LogChannel:
+    """One structured log line per alert (logger ``monitor.alerts.channels``, level INFO)."""
+
+    def __init__(self, spec: ChannelSpec) -> None:
+        self.spec = spec
+
+    def send(self, message: Message) -> None:
+        data = message.data
+        log.info(
+            "alert channel=%s rule=%s story_id=%s kind=%s headline=%s url=%s sources=%d",
+            json.dumps(self.spec.name), json.dumps(one_line(data.get("rule"), 80)), data.get("story_id"),
+            json.dumps(str(data.get("kind"))), json.dumps(one_line(message.title)),
+            json.dumps(one_line(data.get("url"), 500)), len(data.get("sources") or data.get("items") or []),
+        )
+
+
+_JSONL_LOCKS: dict[str, threading.Lock] = {}
+_JSONL_LOCKS_GUARD = threading.Lock()
+
+
+class JsonlChannel:
+    """Appends one JSON object per alert to a file, flushed and fsynced before the alert counts as sent."""
+
+    def __init__(self, spec: ChannelSpec) -> None:
+        self.spec = spec
+        self.path = Path(spec.url[len("jsonl://"):])
+
+    def send(self, message: Message) -> None:
+        line = json.dumps(message.data, ensure_ascii=False, sort_keys=True) + "\n"
+        with _JSONL_LOCKS_GUARD:
+            lock = _JSONL_LOCKS.setdefault(str(self.path.resolve()), threading.Lock())
+        try:
+            with lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(line)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except OSError as exc:
+            reason = f"cannot append to {self.path}: {exc.strerror or exc.__class__.__name__}"
+            raise AlertError(reason, channel=self.spec.name) from exc
+
+
+def _secret_header(value: str | None) -> dict[str, str]:
+    """``"Name: value"`` → {Name: value}; a bare value goes in ``X-Newsmon-Secret``."""
+    if not value:
+        return {}
+    if ":" in value:
+        name, secret = value.split(":", 1)
+        if name.strip() and " " not in name.strip():
+            return {name.strip(): secret.strip()}
+    return {DEFAULT_SECRET_HEADER: value.strip()}
+
+
+class WebhookChannel:
+    """POSTs newsmon's alert JSON; 2xx is delivered, anything else (or no answer in time) is retried."""
+
+    def __init__(self, spec: ChannelSpec) -> None:
+        self.spec = spec
+        self.target = spec.url[len("webhook:"):]
+        try:
+            _validate_webhook(self.target)
+        except ValueError as exc:
+            raise AlertError(str(exc), channel=spec.name, retryable=False) from exc
+        self.timeout = (spec.timeout or DEFAULT_TIMEOUT).total_seconds()
+        self.headers = {"User-Agent": f"newsmon/{__version__}", "Content-Type": "application/json"}
+        self.headers.update(_secret_header(spec.secret_header))
+
+    def send(self, message: Message) -> None:
+        body = json.dumps(message.data, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        try:
+            with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
+                response = client.post(self.target, content=body, headers=self.headers)
+        except httpx.TimeoutException as exc:
+            raise AlertError(f"no answer within {self.timeout:g}s ({exc.__class__.__name__})",
+                             channel=self.spec.name) from exc
+        except httpx.HTTPError as exc:
+            detail = redact_text(str(exc), self.spec.secrets)
+            raise AlertError(f"{exc.__class__.__name__}: {detail}", channel=self.spec.name) from exc
+        if not 200 <= response.status_code < 300:
+            snippet = redact_text(one_line(response.text, 200), self.spec.secrets)
+            raise AlertError(f"HTTP {response.status_code} {response.reason_phrase}: {snippet}".rstrip(": "),
+                             channel=self.spec.name)
+
+
+class AppriseChannel:
+    """Everything else, through Apprise: HTML + text for email, markup-free text for chat services."""
+
+    def __init__(self, spec: ChannelSpec) -> None:
+        self.spec = spec
+        self.scheme = _scheme(spec.url)
+        self.url = _with_timeouts(spec.url, spec.timeout)
+        try:
+            validate_channel_url(spec.url)
+        except ValueError as exc:
+            raise AlertError(str(exc), channel=spec.name, retryable=False) from exc
+
+    @property
+    def is_email(self) -> bool:
+        return self.scheme in _EMAIL_SCHEMES
+
+    def send(self, message: Message) -> None:
+        asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY)
+        notifier = apprise.Apprise(asset=asset)
+        if not notifier.add(self.url):
+            raise AlertError("Apprise cannot use this URL", channel=self.spec.name, retryable=False)
+        if self.is_email:
+            body, body_format = message.html, apprise.NotifyFormat.HTML
+        else:
+            body, body_format = message.chat, apprise.NotifyFormat.TEXT
+        me = threading.get_ident()
+        with apprise.LogCapture(fmt="%(thread)d|%(levelname)s|%(message)s") as captured:
+            delivered = notifier.notify(body=body, title=message.title, body_format=body_format)
+        if delivered:
+            return
+        raise AlertError(self._reason(captured.getvalue(), me), channel=self.spec.name)
+
+    def _reason(self, captured: str, thread_id: int) -> str:
+        lines = []
+        for line in captured.splitlines():
+            thread, _, rest = line.partition("|")
+            if thread == str(thread_id) and rest.split("|", 1)[0] in ("WARNING", "ERROR", "CRITICAL"):
+                lines.append(rest.split("|", 1)[1])
+        if not lines:
+            return "Apprise reported a failed send without a reason"
+        return redact_text(one_line(" / ".join(lines[-3:]), 500), self.spec.secrets)
+
+
+def _with_timeouts(url: str, timeout: timedelta | None) -> str:
+    """Pass the channel's timeout to Apprise as its connect/read timeouts unless the URL sets them."""
+    if timeout is None:
+        return url
+    query = urlsplit(url).query if "://" in url else ""
+    keys = {key.lower() for key, _ in parse_qsl(query, keep_blank_values=True)}
+    extra = [f"{key}={timeout.total_seconds():g}" for key in ("cto", "rto") if key not in keys]
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(extra)

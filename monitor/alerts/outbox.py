@@ -1,0 +1,139 @@
+"""Writing alerts into the outbox, inside the ingest transaction (the pipeline calls ``enqueue_for_article``).
+
+Policy:
+
+- one ``new`` row per (rule, story, channel): later articles of the same story (other outlets, rewrites)
+  hit the UNIQUE key and add nothing;
+- with ``notify_on_update``, a story that gains a new outlet (``source_added``) after its ``new`` row adds a
+  numbered ``update-N`` row;
+- digest rules write their rows as ``held`` (``run_digests`` folds them into one message per period);
+- quiet catch-up: on a feed's first poll and after downtime, only articles published within
+  ``alert_max_age`` of now alert, and undated articles never do; the others are counted as held back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from monitor.alerts.render import build_payload
+from monitor.store import alerts as outbox_sql
+from monitor.store.stories import get_story
+from monitor.timeutil import to_iso
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_AGE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    created: int = 0      # outbox rows written
+    held_back: int = 0    # 1 when quiet catch-up kept this article from alerting
+
+
+def rule_channels(rule: Any, config: Any) -> tuple[str, ...]:
+    """The channels a rule sends to: its own, else ``default_channels``, else ``log``."""
+    channels = tuple(getattr(rule, "channels", ()) or ())
+    if not channels:
+        channels = tuple(getattr(config.monitor, "default_channels", ()) or ())
+    return channels or ("log",)
+
+
+def is_fresh(article: Any, config: Any, now: datetime, *, first_poll: bool) -> bool:
+    """May this article alert during catch-up?"""
+    if article.undated and first_poll:
+        return False
+    max_age = getattr(config.monitor, "alert_max_age", None) or DEFAULT_MAX_AGE
+    return article.published >= now - max_age
+
+
+def _fallback_story(story_id: int, article_id: int, article: Any, feed_name: str) -> dict[str, Any]:
+    return {
+        "id": story_id,
+        "headline": article.title,
+        "sources": [{"article_id": article_id, "url": article.url, "feed": feed_name, "title": article.title,
+                     "published": to_iso(article.published)}],
+    }
+
+
+def enqueue_for_article(
+    conn: sqlite3.Connection,
+    config: Any,
+    *,
+    article_id: int,
+    story_id: int,
+    story_created: bool,
+    source_added: bool,
+    rule_matches: Iterable[Any],
+    article: Any,
+    feed_name: str,
+    catch_up: bool,
+    now: datetime,
+    first_poll: bool | None = None,
+) -> EnqueueResult:
+    """Write the outbox rows one stored article calls for. Runs in the caller's transaction; never commits.
+
+    ``first_poll`` (default: same as ``catch_up``) says whether this is the feed's first poll, where undated
+    entries never alert; after downtime, pass ``catch_up=True, first_poll=False`` to let fresh undated
+    entries through.
+    """
+    matches = list(rule_matches)
+    if not matches:
+        return EnqueueResult()
+    first_poll = catch_up if first_poll is None else first_poll
+    if catch_up and not is_fresh(article, config, now, first_poll=first_poll):
+        log.debug("alert held back feed=%s article_id=%s story_id=%s published=%s undated=%s", feed_name,
+                  article_id, story_id, article.published.isoformat(), article.undated)
+        return EnqueueResult(held_back=1)
+    story = get_story(conn, story_id) or _fallback_story(story_id, article_id, article, feed_name)
+    rules = {rule.name: rule for rule in getattr(config, "rules", ())}
+    created = 0
+    for match in matches:
+        rule = rules.get(match.rule)
+        if rule is None:
+            log.warning("match for unknown rule rule=%s article_id=%s", match.rule, article_id)
+            continue
+        created += _enqueue_rule(conn, config, rule, match, story, story_created=story_created,
+                                 source_added=source_added, article=article, article_id=article_id,
+                                 feed_name=feed_name, now=now)
+    return EnqueueResult(created=created)
+
+
+def _enqueue_rule(
+    conn: sqlite3.Connection,
+    config: Any,
+    rule: Any,
+    match: Any,
+    story: dict[str, Any],
+    *,
+    story_created: bool,
+    source_added: bool,
+    article: Any,
+    article_id: int,
+    feed_name: str,
+    now: datetime,
+) -> int:
+    status = "held" if getattr(rule, "mode", "instant") == "digest" else "pending"
+    story_id = int(story["id"])
+    created = 0
+    for channel in rule_channels(rule, config):
+        common = {"rule": rule.name, "story_id": story_id, "channel": channel, "status": status, "now": now,
+                  "article_id": article_id}
+        payload = build_payload(rule=rule.name, kind="new", story=story, article=article, article_id=article_id,
+                                feed_name=feed_name, matched=match.terms)
+        if outbox_sql.insert_alert(conn, kind="new", payload=payload, **common):
+            created += 1
+            continue
+        if not (getattr(rule, "notify_on_update", False) and source_added and not story_created):
+            continue
+        number = outbox_sql.count_updates(conn, rule=rule.name, story_id=story_id, channel=channel) + 1
+        kind = f"update-{number}"
+        payload = build_payload(rule=rule.name, kind=kind, story=story, article=article, article_id=article_id,
+                                feed_name=feed_name, matched=match.terms)
+        if outbox_sql.insert_alert(conn, kind=kind, payload=payload, **common):
+            created += 1
+    return created
