@@ -25,7 +25,7 @@ from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchSettings, cache_max_age
 from monitor.models import Article, FeedPollResult, FetchResult, ParsedFeed
-from monitor.normalize import feed_has_single_link, normalize_entry
+from monitor import normalize
 from monitor.parse import parse_feed
 from monitor.rules import MatchDoc, RuleMatch, RuleSet
 from monitor.schedule import next_check
@@ -177,15 +177,10 @@ def _refresh_leased(
 def normalize_feed(parsed: ParsedFeed, feed: FeedConfig, *, base_url: str, now: datetime) -> tuple[list[Article], bool]:
     """Normalised articles of a parsed feed, de-duplicated by key (first wins), and whether URL
     merging is off for it (every entry shares one link, such as a homepage)."""
-    single_link = feed_has_single_link(parsed.entries)
     articles: dict[str, Article] = {}
-    for entry in parsed.entries:
-        article = normalize_entry(
-            entry, seen_at=now, feed_language=parsed.language, config_language=feed.language,
-            feed_url=base_url, merge_urls=not single_link,
-        )
+    for article in normalize.normalize_feed(parsed, seen_at=now, feed_url=base_url, config_language=feed.language):
         articles.setdefault(article.key, article)
-    return list(articles.values()), single_link
+    return list(articles.values()), normalize.feed_has_single_link(parsed.entries)
 
 
 def _is_catch_up(config: Config, feed: FeedConfig, row: dict[str, Any], now: datetime) -> bool:

@@ -149,8 +149,14 @@ def run_script(conn: sqlite3.Connection, script: str) -> None:
 
 
 def _migration_1(conn: sqlite3.Connection) -> None:
+    # The area modules own their tables; imported here so that this module stays importable by them.
+    from monitor.store import alerts, matches, stories
+
     run_script(conn, CORE_SCHEMA)
     run_script(conn, FTS_SCHEMA)
+    run_script(conn, stories.SCHEMA)
+    run_script(conn, matches.SCHEMA)
+    run_script(conn, alerts.SCHEMA)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]

@@ -1,0 +1,197 @@
+"""Ingest benchmark: newsmon beside feed2exec and newsboat on the same loopback feeds, in one run.
+
+The real feeds of ../shared/corpora/real-feeds are copied N times (default 5) with every link and
+GUID made unique per copy, served on 127.0.0.1 with ETags, and each tool does
+
+- a cold ingest (empty database, every item new), then
+- a warm poll (same feeds, nothing changed: a tool that sends conditional headers gets 304s).
+
+For each it prints items stored, wall time, items/s, CPU time (user+system) and peak memory (max RSS),
+measured on the tool's own process with wait4(). newsmon runs its production path: `newsmon poll`.
+
+Competitors are used when found: feed2exec (`pip install feed2exec`, set FEED2EXEC=/path/to/feed2exec if it
+lives in another venv) and newsboat (`apt-get install newsboat`). A missing one is reported, not faked.
+
+    python bench/ingest.py [--copies 5] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.feedserver import FeedServer  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpora" / "real-feeds"
+FEED_SUFFIXES = {".xml", ".rss", ".atom"}
+
+
+@dataclass
+class Measure:
+    tool: str
+    phase: str
+    items: int | None
+    wall: float
+    cpu: float
+    peak_mb: float
+    note: str = ""
+
+    def line(self) -> str:
+        rate = f"{self.items / self.wall:>9.0f}" if self.items is not None and self.wall > 0 else f"{'-':>9}"
+        items = f"{self.items:>7}" if self.items is not None else f"{'-':>7}"
+        return (f"{self.tool:<10} {self.phase:<5} items={items} wall={self.wall:7.2f}s items/s={rate} "
+                f"cpu={self.cpu:7.2f}s peak={self.peak_mb:7.1f}MB {self.note}")
+
+
+def run_measured(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """Run a command; return wall seconds, CPU seconds, peak RSS in MB and its stderr tail."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr_chunks: list[bytes] = []
+    assert process.stderr is not None
+    # Read stderr fully (it may be chatty) before reaping, so the child never blocks on a full pipe.
+    stderr_chunks.append(process.stderr.read())
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    tail = b"".join(stderr_chunks).decode("utf-8", "replace")[-400:]
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} exited {process.returncode}: {tail}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, tail
+
+
+def unique_copy(data: bytes, copy: int) -> bytes:
+    """The feed with every URL host and every GUID/id made unique to this copy."""
+    data = data.replace(b"://", f"://c{copy}.".encode())
+    data = re.sub(rb"(<guid[^>]*>)([^<]+)(</guid>)", lambda m: m.group(1) + m.group(2) + f"-c{copy}".encode() + m.group(3), data)
+    data = re.sub(rb"(<id>)([^<]+)(</id>)", lambda m: m.group(1) + m.group(2) + f"-c{copy}".encode() + m.group(3), data)
+    return data
+
+
+def build_server(copies: int) -> tuple[FeedServer, list[tuple[str, str]], int]:
+    import feedparser
+
+    server = FeedServer().start()
+    feeds: list[tuple[str, str]] = []
+    expected = 0
+    files = sorted(p for p in CORPUS.iterdir() if p.suffix in FEED_SUFFIXES)
+    for copy in range(copies):
+        for index, path in enumerate(files):
+            body = unique_copy(path.read_bytes(), copy)
+            route = f"/c{copy}/f{index}.xml"
+            server.add(route, body, content_type="application/xml", etag=f'"c{copy}-{index}"',
+                       last_modified="Tue, 17 Feb 2026 08:00:00 GMT")
+            feeds.append((f"{path.stem}-c{copy}", server.url(route)))
+            expected += len(feedparser.parse(body).entries)
+    return server, feeds, expected
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def bench_newsmon(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
+    folder = work / "newsmon"
+    folder.mkdir()
+    config = folder / "feeds.toml"
+    lines = ['[monitor]\ndefault_interval = "1s"\nconcurrency = 8\nper_host = 8\n']
+    for name, url in feeds:
+        lines.append(f'[[feeds]]\nname = "{name}"\nurl = "{url}"\n')
+    config.write_text("\n".join(lines))
+    db = folder / "archive.db"
+    command = [sys.executable, "-m", "monitor", "-q", "--config", str(config), "--db", str(db), "poll"]
+    results = []
+    for phase in ("cold", "warm"):
+        wall, cpu, peak, _ = run_measured(command, cwd=REPO)
+        items = sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0]
+        results.append(Measure("newsmon", phase, items, wall, cpu, peak))
+    return results
+
+
+def find_feed2exec() -> str | None:
+    return os.environ.get("FEED2EXEC") or shutil.which("feed2exec")
+
+
+def bench_feed2exec(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
+    executable = find_feed2exec()
+    if executable is None:
+        return [Measure("feed2exec", "-", None, 0, 0, 0, "not installed (pip install feed2exec; or set FEED2EXEC)")]
+    folder = work / "feed2exec"
+    folder.mkdir()
+    ini = folder / "feed2exec.ini"
+    ini.write_text("".join(f"[{name}]\nurl = {url}\noutput = feed2exec.plugins.null\n\n" for name, url in feeds))
+    db = folder / "feed2exec.db"
+    command = [executable, "--config", str(ini), "--database", str(db), "fetch", "--parallel"]
+    results = []
+    for phase in ("cold", "warm"):
+        wall, cpu, peak, _ = run_measured(command, cwd=folder)
+        items = _count_rows(db, "feed2exec")
+        results.append(Measure("feed2exec", phase, items, wall, cpu, peak, "fetch --parallel"))
+    return results
+
+
+def bench_newsboat(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
+    executable = shutil.which("newsboat")
+    if executable is None:
+        return [Measure("newsboat", "-", None, 0, 0, 0, "not installed (apt-get install newsboat)")]
+    folder = work / "newsboat"
+    folder.mkdir()
+    urls = folder / "urls"
+    urls.write_text("".join(f"{url}\n" for _, url in feeds))
+    config = folder / "config"
+    config.write_text("reload-threads 8\nshow-read-feeds yes\n")
+    cache = folder / "cache.db"
+    env = dict(os.environ, HOME=str(folder))
+    command = [executable, "-u", str(urls), "-c", str(cache), "-C", str(config), "-x", "reload"]
+    results = []
+    for phase in ("cold", "warm"):
+        wall, cpu, peak, _ = run_measured(command, cwd=folder, env=env)
+        items = sqlite3.connect(cache).execute("SELECT count(*) FROM rss_item").fetchone()[0]
+        results.append(Measure("newsboat", phase, items, wall, cpu, peak, "reload-threads 8"))
+    return results
+
+
+def _count_rows(db: Path, tool: str) -> int | None:
+    conn = sqlite3.connect(db)
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in ("entries", "items", "feed_entries"):
+        if table in tables:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=1, help="repeat the whole comparison")
+    parser.add_argument("--only", choices=("newsmon", "feed2exec", "newsboat"), action="append")
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        sys.exit(f"missing corpus {CORPUS}")
+    server, feeds, expected = build_server(args.copies)
+    print(f"{len(feeds)} feeds, {expected} entries (feedparser count) on {server.base_url}; {os.cpu_count()} cores")
+    tools = args.only or ["newsmon", "feed2exec", "newsboat"]
+    runners = {"newsmon": bench_newsmon, "feed2exec": bench_feed2exec, "newsboat": bench_newsboat}
+    try:
+        for run in range(args.runs):
+            for tool in tools:
+                with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-") as work:
+                    for measure in runners[tool](Path(work), feeds):
+                        print(f"run {run + 1}  {measure.line()}", flush=True)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
