@@ -50,7 +50,8 @@ class StoryAssignment:
 class Tuning:
     """Knobs of the clusterer (tuned on the ECB+ development half only)."""
 
-    threshold: float = 0.30          # cosine with the centroid needed to join
+    threshold: float = 0.30          # score (mixed cosine) needed to join
+    name_weight: float = 0.0         # share of the names-and-numbers cosine in the score
     cross_language_threshold: float = 0.45  # names-and-numbers cosine needed across languages
     entity_boost: float = 2.0        # weight factor of capitalised names and acronyms
     number_boost: float = 1.5        # weight factor of numbers
@@ -258,6 +259,7 @@ class StoryClusterer:
                 conn, article.fingerprint, article_id=article_id, since=since
             )
             score = 1.0 if story_id is not None else None
+        exact = story_id is not None
         if story_id is None and len(vector) >= self.tuning.min_terms:
             story_id, score = self._best_story(conn, vector, names, df, documents, article)
 
@@ -274,7 +276,7 @@ class StoryClusterer:
             return StoryAssignment(story_id, created=True, joined=False, source_added=True)
 
         self._join(conn, story_id, article_id, article, feed_name, vector, names, df, documents, arrived,
-                   published)
+                   published, score=None if exact else score)
         story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
         added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
         log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
@@ -313,28 +315,39 @@ class StoryClusterer:
         best_id, best_score = None, 0.0
         for state in states:
             score = self._score(vector, names, state, article)
-            if score > best_score:
+            if score > 0.0 and score > best_score:
                 best_id, best_score = state.id, score
         return (best_id, best_score) if best_id is not None else (None, None)
 
     def _score(
-        self, vector: dict[str, float], names: set[str], state: story_store.StoryState, article: Article
+        self,
+        vector: dict[str, float],
+        names: set[str],
+        state: story_store.StoryState,
+        article: Article,
     ) -> float:
+        """Cosine with the centroid, mixed with the cosine of names and numbers only (0: no join)."""
         gap = self._gap(article.published, state)
         if gap is None:
             return 0.0
         decay = 1.0 - self.tuning.time_decay * gap
-        similarity = cosine(vector, state.vector)
-        if similarity >= self.tuning.threshold / decay:
-            return similarity * decay
-        if (article.language and state.language and _lang(article.language) != _lang(state.language)
-                and names):
-            name_vector = _normalised({t: vector[t] for t in names})
-            name_centroid = {t: w for t, w in state.vector.items() if _is_name_term(t, state)}
-            name_similarity = cosine(name_vector, name_centroid)
-            if name_similarity >= self.tuning.cross_language_threshold / decay:
+        name_similarity = self._name_similarity(vector, names, state)
+        across = bool(article.language and state.language and _lang(article.language) != _lang(state.language))
+        if across:
+            if name_similarity >= self.tuning.cross_language_threshold:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
-        return 0.0
+            return 0.0
+        similarity = cosine(vector, state.vector)
+        mixed = (1.0 - self.tuning.name_weight) * similarity + self.tuning.name_weight * name_similarity
+        score = mixed * decay
+        return score if score >= self.tuning.threshold else 0.0
+
+    def _name_similarity(self, vector: dict[str, float], names: set[str], state: story_store.StoryState) -> float:
+        if not names or not state.names:
+            return 0.0
+        name_vector = _normalised({t: vector[t] for t in names if t in vector})
+        name_centroid = {t: w for t, w in state.vector.items() if t in state.names}
+        return cosine(name_vector, name_centroid)
 
     def _gap(self, published: datetime, state: story_store.StoryState) -> float | None:
         """Distance from ``published`` to the story's publication span, in windows (None: outside)."""
@@ -363,8 +376,13 @@ class StoryClusterer:
         documents: int,
         arrived: str,
         published: str,
+        *,
+        score: float | None,
     ) -> None:
         state = story_store.load_story_states(conn, [story_id])[0]
+        if score is not None:
+            state.join_count += 1
+            state.join_score += score
         centroid = dict(state.vector)
         for term, weight in vector.items():
             centroid[term] = centroid.get(term, 0.0) + weight
@@ -426,7 +444,3 @@ class StoryClusterer:
 
 def _lang(code: str) -> str:
     return code.split("-")[0].split("_")[0].lower()
-
-
-def _is_name_term(term: str, state: story_store.StoryState) -> bool:
-    return term in state.names

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS stories (
     last_published TEXT NOT NULL,
     article_count INTEGER NOT NULL DEFAULT 0,
     language TEXT,
+    join_count INTEGER NOT NULL DEFAULT 0,
+    join_score REAL NOT NULL DEFAULT 0,
     vector TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS stories_updated ON stories(updated);
@@ -100,6 +102,8 @@ class StoryState:
     last_published: str
     article_count: int
     language: str | None
+    join_count: int
+    join_score: float
     vector: dict[str, float]
     names: set[str]
 
@@ -161,12 +165,12 @@ def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> lis
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             "SELECT id, headline, headline_article_id, first_seen, first_feed, first_published, "
-            f"last_published, article_count, language, vector FROM stories WHERE id IN ({marks})",
+            f"last_published, article_count, language, join_count, join_score, vector FROM stories WHERE id IN ({marks})",
             chunk,
         )
         for row in rows:
-            stored = json.loads(row[9])
-            states.append(StoryState(*row[:9], vector=stored.get("v", {}), names=set(stored.get("n", ()))))
+            stored = json.loads(row[11])
+            states.append(StoryState(*row[:11], vector=stored.get("v", {}), names=set(stored.get("n", ()))))
     return states
 
 
@@ -239,10 +243,11 @@ def update_story(
     """Write back a state the clusterer changed (headline, times, first outlet, centroid)."""
     conn.execute(
         "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
-        "first_published = ?, last_published = ?, vector = ?, updated = max(updated, ?) WHERE id = ?",
+        "first_published = ?, last_published = ?, join_count = ?, join_score = ?, vector = ?, "
+        "updated = max(updated, ?) WHERE id = ?",
         (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
-         state.first_published, state.last_published, _dump_vector(state.vector, state.names), arrived,
-         state.id),
+         state.first_published, state.last_published, state.join_count, state.join_score,
+         _dump_vector(state.vector, state.names), arrived, state.id),
     )
 
 
