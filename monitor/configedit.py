@@ -41,13 +41,10 @@ from tomlkit.items import AoT, Array, Comment, Item, Table, Whitespace
 
 from monitor.config import parse_config
 from monitor.errors import ConfigError, UsageError
+from monitor.normalize import canonical_url
 from monitor.opml import check_feed_url
 from monitor.timeutil import parse_duration
 
-try:
-    from monitor.normalize import canonical_url as _canonical_url
-except ImportError:  # normalize.py is written by another engineer; fall back until it lands
-    _canonical_url = None
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +94,9 @@ def url_keys(url: str) -> set[str]:
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/") or "/"
     keys = {f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}{path}?{parts.query}"}
-    if _canonical_url is not None:
-        canonical = _canonical_url(url)
-        if canonical:
-            keys.add("canonical:" + canonical)
+    canonical = canonical_url(url)
+    if canonical:
+        keys.add("canonical:" + canonical)
     return keys
 
 
