@@ -1,0 +1,339 @@
+"""The daemon's engine: APScheduler jobs, the bounded poll pool with its per-host limit, outage detection.
+
+APScheduler 3.x (one ``BackgroundScheduler``, in-memory job store, never shared between processes) runs
+a few short jobs; the database, not the scheduler, knows which feeds are due, so a restart loses nothing:
+
+- ``tick`` (every ``tick`` seconds, ``max_instances=1, coalesce=True``): heartbeat + watchdog, then hands the
+  due feeds to the ``Dispatcher``, which submits them to a pool of ``concurrency`` threads, at most
+  ``per_host`` per host, refilling as polls finish until the tick's time budget is spent;
+- ``deliver`` (alert delivery and digests), ``retention`` and ``upkeep`` (WAL checkpoint, ``PRAGMA optimize``),
+  each on its own interval, off the polling path.
+
+Everything that touches the archive or the pipeline is given to these classes as callables by
+``monitor.daemon``, so that this module holds only scheduling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Iterable
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.models import FeedPollResult
+from monitor.schedule import percentile
+from monitor.store.leases import DueFeed
+from monitor.timeutil import from_iso
+
+log = logging.getLogger(__name__)
+
+# Error kinds that say "we could not reach the server" (as opposed to "the server answered badly").
+NETWORK_ERROR_KINDS = frozenset({"connect", "timeout"})
+SUCCESS_STATUSES = frozenset({"ok", "not_modified", "unchanged"})
+LAG_WINDOW_S = 300.0
+
+
+# --------------------------------------------------------------------------- outage detection
+
+
+class NetworkWatch:
+    """Tells a network outage from a few dead feeds.
+
+    The network is declared down when feeds on at least ``min_hosts`` different hosts fail in a row with
+    connect/timeout errors and nothing succeeds in between. ``observe`` then returns the feeds whose error
+    should be forgiven (not counted towards backoff; retried at their normal interval): every suspect seen so
+    far, then each new network failure while the outage lasts. Any answer from any server ends the outage.
+    ``min_hosts < 2`` disables detection (with a single host, an outage and a dead host look the same, and the
+    ordinary backoff applies).
+    """
+
+    def __init__(self, min_hosts: int) -> None:
+        self.min_hosts = min_hosts
+        self.down = False
+        self.down_since: float | None = None
+        self._suspects: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, feed: str, host: str, result: FeedPollResult) -> list[str]:
+        with self._lock:
+            if result.status == "error" and result.error_kind in NETWORK_ERROR_KINDS:
+                return self._network_failure(feed, host)
+            if result.status in SUCCESS_STATUSES or result.status == "error":
+                self._reachable()
+            return []
+
+    def _network_failure(self, feed: str, host: str) -> list[str]:
+        if self.min_hosts < 2:
+            return []
+        if self.down:
+            return [feed]
+        self._suspects[feed] = host
+        hosts = set(self._suspects.values())
+        if len(hosts) < self.min_hosts:
+            return []
+        self.down = True
+        self.down_since = time.monotonic()
+        forgiven = list(self._suspects)
+        self._suspects.clear()
+        log.warning(
+            "network appears down: connection failures from %d hosts in a row and no successful fetch; "
+            "errors are not counted and feeds are retried at their normal interval until it is back hosts=%d",
+            len(hosts), len(hosts),
+        )
+        return forgiven
+
+    def _reachable(self) -> None:
+        self._suspects.clear()
+        if self.down:
+            lasted = time.monotonic() - (self.down_since or time.monotonic())
+            log.warning("network is back: a server answered again, normal polling resumes outage_s=%.0f", lasted)
+            self.down = False
+            self.down_since = None
+
+
+# --------------------------------------------------------------------------- the poll pool
+
+
+@dataclass
+class DispatchStats:
+    polls: int = 0
+    errors: int = 0
+    skipped: int = 0
+    forgiven: int = 0
+    crashed: int = 0
+    lags: deque[tuple[float, float]] = field(default_factory=deque)  # (monotonic time, lag seconds)
+
+    def record_lag(self, lag: float) -> None:
+        now = time.monotonic()
+        self.lags.append((now, lag))
+        while self.lags and self.lags[0][0] < now - LAG_WINDOW_S:
+            self.lags.popleft()
+
+    def lag_percentiles(self) -> tuple[float, float]:
+        values = [lag for _, lag in self.lags]
+        return percentile(values, 0.50), percentile(values, 0.95)
+
+
+class Dispatcher:
+    """Submits due feeds to a bounded pool: ``concurrency`` polls at once, at most ``per_host`` per host.
+
+    ``find_due(now, limit)`` asks the archive for due feeds (``leases.due_feed_rows``); ``poll(name)`` runs one
+    refresh (``pipeline.refresh_feed``); ``on_result(feed, result)`` is called in the worker thread after each
+    poll; ``now()`` gives the current UTC time.
+    """
+
+    def __init__(
+        self,
+        *,
+        find_due: Callable[[datetime, int], list[DueFeed]],
+        poll: Callable[[str], FeedPollResult],
+        now: Callable[[], datetime],
+        concurrency: int,
+        per_host: int,
+        on_result: Callable[[DueFeed, FeedPollResult], None] | None = None,
+    ) -> None:
+        self._find_due = find_due
+        self._poll = poll
+        self._now = now
+        self._on_result = on_result
+        self.concurrency = max(1, concurrency)
+        self.per_host = max(1, per_host)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
+        self._pool_size = self.concurrency
+        self._inflight: dict[str, DueFeed] = {}
+        self._hosts: Counter[str] = Counter()
+        self._changed = threading.Condition()
+        self._accepting = True
+        self.stats = DispatchStats()
+
+    # -- configuration
+    def resize(self, concurrency: int, per_host: int) -> None:
+        """Apply new limits (SIGHUP). A larger pool replaces the old one; its running polls finish normally."""
+        with self._changed:
+            self.per_host = max(1, per_host)
+            self.concurrency = max(1, concurrency)
+            if self.concurrency > self._pool_size:
+                old = self._pool
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
+                self._pool_size = self.concurrency
+                old.shutdown(wait=False)
+            self._changed.notify_all()
+
+    # -- state
+    @property
+    def inflight(self) -> int:
+        with self._changed:
+            return len(self._inflight)
+
+    def inflight_names(self) -> list[str]:
+        with self._changed:
+            return list(self._inflight)
+
+    # -- dispatching
+    def dispatch(self, budget: float) -> int:
+        """Submit due feeds for up to ``budget`` seconds, refilling the pool as polls finish. Returns how many
+        were submitted. Returns early when nothing more is due (or everything due waits for its host)."""
+        deadline = time.monotonic() + budget
+        submitted = 0
+        while self._accepting:
+            started, blocked = self._submit_round()
+            submitted += started
+            if started == 0 and not blocked:
+                return submitted
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return submitted
+            with self._changed:
+                # Wait for a poll to finish (a free slot, or a host below its limit) or for the budget to end.
+                if self._accepting and (self._full() or blocked):
+                    self._changed.wait(timeout=remaining)
+        return submitted
+
+    def _full(self) -> bool:
+        return len(self._inflight) >= self.concurrency
+
+    def _submit_round(self) -> tuple[int, bool]:
+        """One look at the due list; (how many submitted, whether due feeds were left waiting for a slot)."""
+        with self._changed:
+            free = self.concurrency - len(self._inflight)
+            busy = len(self._inflight)
+        if free <= 0:
+            return 0, True
+        now = self._now()
+        due = self._find_due(now, max(4 * free, 64) + busy)
+        started = 0
+        blocked = False
+        with self._changed:
+            for feed in due:
+                if not self._accepting:
+                    break
+                if feed.name in self._inflight:
+                    continue
+                if len(self._inflight) >= self.concurrency:
+                    blocked = True
+                    break
+                host = feed.host
+                if self._hosts[host] >= self.per_host:
+                    blocked = True
+                    continue
+                self._start(feed, host, now)
+                started += 1
+        return started, blocked
+
+    def _start(self, feed: DueFeed, host: str, now: datetime) -> None:
+        due_at = from_iso(feed.next_check)
+        if due_at is not None:
+            self.stats.record_lag(max((now - due_at).total_seconds(), 0.0))
+        self._inflight[feed.name] = feed
+        self._hosts[host] += 1
+        future = self._pool.submit(self._poll, feed.name)
+        future.add_done_callback(lambda done, feed=feed, host=host: self._finished(feed, host, done))
+
+    def _finished(self, feed: DueFeed, host: str, future: Future[FeedPollResult]) -> None:
+        error = future.exception()
+        try:
+            if error is not None:
+                self.stats.crashed += 1
+                log.error("poll crashed feed=%s error=%s", feed.name, error, exc_info=error)
+            else:
+                result = future.result()
+                self.stats.polls += 1
+                if result.status == "error":
+                    self.stats.errors += 1
+                elif result.status == "skipped":
+                    self.stats.skipped += 1
+                if self._on_result is not None:
+                    self._on_result(feed, result)
+        finally:
+            with self._changed:
+                self._inflight.pop(feed.name, None)
+                self._hosts[host] -= 1
+                if self._hosts[host] <= 0:
+                    del self._hosts[host]
+                self._changed.notify_all()
+
+    # -- stopping
+    def stop_accepting(self) -> None:
+        with self._changed:
+            self._accepting = False
+            self._changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no poll runs (or ``timeout``); True when idle."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._inflight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(timeout=remaining)
+        return True
+
+    def shutdown(self, *, wait: bool) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- APScheduler
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    func: Callable[[], None]
+    every: timedelta
+    first_in: timedelta = timedelta(0)
+
+
+class JobScheduler:
+    """One APScheduler ``BackgroundScheduler`` (in-memory store) running the daemon's periodic jobs.
+
+    Each job runs at most once at a time, and missed runs are coalesced into one, so a slow job never piles up.
+    """
+
+    def __init__(self, jobs: Iterable[JobSpec], *, workers: int = 4) -> None:
+        self._scheduler = BackgroundScheduler(
+            executors={"default": JobExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        self._jobs = list(jobs)
+
+    def start(self, now: datetime) -> None:
+        for job in self._jobs:
+            self._scheduler.add_job(
+                self._guarded(job),
+                trigger=IntervalTrigger(seconds=max(job.every.total_seconds(), 0.05), timezone="UTC"),
+                id=job.name,
+                name=job.name,
+                next_run_time=now + job.first_in,
+            )
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop starting jobs; a running job finishes on its own thread (not waited for)."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    @staticmethod
+    def _guarded(job: JobSpec) -> Callable[[], None]:
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                job.func()
+            except Exception as exc:  # a failing job is logged with its traceback and retried at its next run
+                log.error("job failed job=%s error=%s", job.name, exc, exc_info=True)
+                return
+            elapsed = time.monotonic() - started
+            if elapsed > max(job.every.total_seconds(), 1.0) * 5:
+                log.warning("job slow job=%s elapsed_s=%.1f", job.name, elapsed)
+
+        run.__name__ = f"newsmon_{job.name}"
+        return run

@@ -1,0 +1,131 @@
+"""Retention: forget articles older than ``[monitor] retention``, except those of stories that were alerted.
+
+Deletes run in small batches, one short transaction each, so the daemon's polls interleave with them.
+``article_feeds`` and ``article_versions`` follow by ``ON DELETE CASCADE`` and the FTS index by its delete
+trigger; the story tables (no foreign key to ``articles``) are cleaned here, and so is the fetch log.
+Tables an older archive does not have are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, ContextManager
+
+from monitor.errors import StoreError
+from monitor.store.leases import raw_connection
+from monitor.store.status import table_exists
+from monitor.timeutil import to_iso
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# The fetch log grows by one row per poll (about a million a day at 10,000 feeds every 15 minutes):
+# it is kept for this long, or for ``retention`` when that is shorter.
+FETCH_LOG_KEEP = timedelta(days=14)
+
+Transaction = Callable[[], ContextManager[sqlite3.Connection]]
+
+
+@dataclass
+class RetentionResult:
+    articles: int = 0
+    stories: int = 0
+    fetch_log: int = 0
+
+
+def _article_cleanup_tables(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(table, article column) of tables that point at articles without a cascading foreign key."""
+    candidates = [("story_articles", "article_id"), ("story_sources", "article_id"), ("matches", "article_id")]
+    return [(table, column) for table, column in candidates if table_exists(conn, table)]
+
+
+def _deletable_sql(conn: sqlite3.Connection) -> str:
+    keep = ""
+    if table_exists(conn, "alerts") and table_exists(conn, "story_articles"):
+        keep = (
+            " AND NOT EXISTS (SELECT 1 FROM story_articles sa JOIN alerts al ON al.story_id = sa.story_id"
+            " WHERE sa.article_id = articles.id)"
+        )
+    return (
+        "SELECT id FROM articles WHERE published < :cutoff AND first_seen < :cutoff"
+        + keep
+        + " ORDER BY published LIMIT :batch"
+    )
+
+
+def delete_old_articles(transaction: Transaction, *, now: datetime, retention: timedelta,
+                        batch: int = BATCH) -> RetentionResult:
+    """Delete what retention allows, in batches; ``transaction()`` yields a connection inside one transaction
+    (``Store.transaction``). Returns what was deleted."""
+    cutoff = to_iso(now - retention)
+    result = RetentionResult()
+    try:
+        while True:
+            with transaction() as conn:
+                db = raw_connection(conn)
+                ids = [row[0] for row in db.execute(_deletable_sql(db), {"cutoff": cutoff, "batch": batch})]
+                if ids:
+                    _delete_articles(db, ids)
+                    result.articles += len(ids)
+            if len(ids) < batch:
+                break
+        with transaction() as conn:
+            result.stories = _delete_empty_stories(raw_connection(conn))
+        while True:
+            with transaction() as conn:
+                trimmed = _trim_fetch_log(raw_connection(conn), now=now, keep=min(retention, FETCH_LOG_KEEP),
+                                          batch=batch * 10)
+            result.fetch_log += trimmed
+            if trimmed < batch * 10:
+                break
+    except sqlite3.Error as exc:
+        raise StoreError(f"retention failed: {exc}") from exc
+    if result.articles or result.stories or result.fetch_log:
+        log.info("retention articles=%d stories=%d fetch_log=%d cutoff=%s",
+                 result.articles, result.stories, result.fetch_log, cutoff)
+    return result
+
+
+def _delete_articles(db: sqlite3.Connection, ids: list[int]) -> None:
+    marks = ",".join("?" for _ in ids)
+    for table, column in _article_cleanup_tables(db):
+        db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+    db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
+
+
+def _delete_empty_stories(db: sqlite3.Connection) -> int:
+    if not (table_exists(db, "stories") and table_exists(db, "story_articles")):
+        return 0
+    keep_alerted = " AND id NOT IN (SELECT story_id FROM alerts)" if table_exists(db, "alerts") else ""
+    empty = [row[0] for row in db.execute(
+        "SELECT id FROM stories WHERE NOT EXISTS (SELECT 1 FROM story_articles sa WHERE sa.story_id = stories.id)"
+        + keep_alerted
+    )]
+    if not empty:
+        return 0
+    for start in range(0, len(empty), BATCH):
+        chunk = empty[start:start + BATCH]
+        marks = ",".join("?" for _ in chunk)
+        for table in ("story_postings", "story_sources"):
+            if table_exists(db, table):
+                db.execute(f"DELETE FROM {table} WHERE story_id IN ({marks})", chunk)
+        db.execute(f"DELETE FROM stories WHERE id IN ({marks})", chunk)
+    return len(empty)
+
+
+def _trim_fetch_log(db: sqlite3.Connection, *, now: datetime, keep: timedelta, batch: int) -> int:
+    if not table_exists(db, "fetch_log"):
+        return 0
+    cursor = db.execute(
+        "DELETE FROM fetch_log WHERE id IN (SELECT id FROM fetch_log WHERE at < ? LIMIT ?)",
+        (to_iso(now - keep), batch),
+    )
+    return cursor.rowcount
+
+
+def run_retention(store: Any, *, now: datetime, retention: timedelta) -> RetentionResult:
+    """Retention over a ``monitor.store.Store`` (its ``transaction()`` keeps the one-writer rule)."""
+    return delete_old_articles(store.transaction, now=now, retention=retention)

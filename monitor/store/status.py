@@ -1,0 +1,302 @@
+"""The daemon's heartbeat, the figures of ``newsmon status``, SQLite upkeep and ``newsmon backup``.
+
+The heartbeat lives in ``meta`` (key/value) under ``daemon.*`` keys, written by the daemon at every tick;
+``newsmon status`` reads it with a read-only connection and decides whether the daemon is alive from the pid
+(on the same host) and the age of the last tick. Every query here tolerates tables that an older archive does
+not have yet (stories, alerts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Mapping
+
+from monitor.errors import StoreError, UsageError
+from monitor.store.leases import raw_connection
+from monitor.timeutil import from_iso, to_iso
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_PREFIX = "daemon."
+# A daemon whose last tick is older than this is reported as not running (stuck or killed).
+DEFAULT_STALE_AFTER = timedelta(seconds=90)
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+def write_heartbeat(conn: Any, values: Mapping[str, Any]) -> None:
+    """Upsert ``daemon.<key>`` rows in ``meta`` (None deletes the key). Runs in the caller's transaction."""
+    db = raw_connection(conn)
+    for key, value in values.items():
+        full = HEARTBEAT_PREFIX + key
+        if value is None:
+            db.execute("DELETE FROM meta WHERE key = ?", (full,))
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (full, text),
+        )
+
+
+def read_heartbeat(conn: Any) -> dict[str, str]:
+    """Every ``daemon.*`` value in ``meta``, keys without the prefix."""
+    db = raw_connection(conn)
+    rows = db.execute(
+        "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (HEARTBEAT_PREFIX, HEARTBEAT_PREFIX[:-1] + "/")
+    ).fetchall()
+    return {key[len(HEARTBEAT_PREFIX):]: value for key, value in rows}
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    running: bool
+    pid: int | None
+    host: str | None
+    started: str | None
+    last_tick: str | None
+    stopped: str | None
+    reason: str               # why running is what it is, for humans
+    stats: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "running": self.running, "pid": self.pid, "host": self.host, "started": self.started,
+            "last_tick": self.last_tick, "stopped": self.stopped, "reason": self.reason, **self.stats,
+        }
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists here (another user's process counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def daemon_state(heartbeat: Mapping[str, str], *, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER) -> DaemonState:
+    """Decide whether the daemon that wrote ``heartbeat`` still runs."""
+    pid = _int_or_none(heartbeat.get("pid"))
+    host = heartbeat.get("host")
+    last_tick = heartbeat.get("last_tick")
+    stopped = heartbeat.get("stopped")
+    stats = _json_or_empty(heartbeat.get("stats"))
+    common = dict(pid=pid, host=host, started=heartbeat.get("started"), last_tick=last_tick, stopped=stopped,
+                  stats=stats)
+    if pid is None:
+        reason = f"stopped at {stopped}" if stopped else "no daemon has run on this archive"
+        return DaemonState(running=False, reason=reason, **common)
+    tick_time = from_iso(last_tick) or from_iso(heartbeat.get("started"))
+    age = (now - tick_time) if tick_time else None
+    if host == socket.gethostname() and not pid_alive(pid):
+        return DaemonState(running=False, reason=f"pid {pid} is not running (it did not stop cleanly)", **common)
+    if age is None or age > stale_after:
+        seconds = int(age.total_seconds()) if age is not None else None
+        return DaemonState(running=False, reason=f"no heartbeat for {seconds}s (stuck or killed)", **common)
+    return DaemonState(running=True, reason="heartbeat fresh", **common)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)).fetchone()
+    return row is not None
+
+
+def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, Any]:
+    """Feed counts by state, and the feeds that need a human: failing, gone, moved."""
+    db = raw_connection(conn)
+    now_text = to_iso(now)
+    row = db.execute(
+        """
+        SELECT COUNT(*),
+               SUM(enabled = 1),
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0),
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors > 0 AND consecutive_errors < :failing),
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors >= :failing),
+               SUM(enabled = 1 AND gone = 0 AND (next_check IS NULL OR next_check <= :now)),
+               SUM(enabled = 1 AND gone = 0 AND lease_until >= :now),
+               SUM(gone = 1),
+               SUM(enabled = 1 AND last_success IS NULL AND last_fetch IS NULL)
+        FROM feeds
+        """,
+        {"failing": failing_after, "now": now_text},
+    ).fetchone()
+    keys = ("total", "enabled", "ok", "erroring", "failing", "due", "polling", "gone", "never_polled")
+    counts = {key: int(value or 0) for key, value in zip(keys, row)}
+    counts["disabled"] = counts["total"] - counts["enabled"]
+    columns = "name, url, consecutive_errors, last_status, last_error_kind, last_error, last_success, next_check"
+    failing = [
+        _feed_dict(r) for r in db.execute(
+            f"SELECT {columns} FROM feeds WHERE enabled = 1 AND gone = 0 AND consecutive_errors >= ? "
+            "ORDER BY consecutive_errors DESC, name", (failing_after,),
+        )
+    ]
+    erroring = [
+        _feed_dict(r) for r in db.execute(
+            f"SELECT {columns} FROM feeds WHERE enabled = 1 AND gone = 0 AND consecutive_errors > 0 "
+            "AND consecutive_errors < ? ORDER BY consecutive_errors DESC, name", (failing_after,),
+        )
+    ]
+    gone = [
+        {"name": r[0], "url": r[1], "last_error": r[2]}
+        for r in db.execute("SELECT name, url, last_error FROM feeds WHERE gone = 1 ORDER BY name")
+    ]
+    moved = [
+        {"name": r[0], "url": r[1], "permanent_url": r[2]}
+        for r in db.execute(
+            "SELECT name, url, permanent_url FROM feeds WHERE permanent_url IS NOT NULL AND permanent_url != url "
+            "ORDER BY name"
+        )
+    ]
+    return {"counts": counts, "failing": failing, "erroring": erroring, "gone": gone, "moved": moved}
+
+
+def _feed_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    keys = ("name", "url", "consecutive_errors", "last_status", "last_error_kind", "last_error", "last_success",
+            "next_check")
+    return dict(zip(keys, row))
+
+
+def archive_counts(conn: Any) -> dict[str, Any]:
+    """Articles, stories and alerts by status; a table an older archive lacks counts as None."""
+    db = raw_connection(conn)
+    result: dict[str, Any] = {"articles": None, "stories": None, "alerts": None}
+    if table_exists(db, "articles"):
+        result["articles"] = int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+    if table_exists(db, "stories"):
+        result["stories"] = int(db.execute("SELECT COUNT(*) FROM stories").fetchone()[0])
+    if table_exists(db, "alerts"):
+        by_status = {"pending": 0, "sent": 0, "failed": 0, "held": 0}
+        for status, count in db.execute("SELECT status, COUNT(*) FROM alerts GROUP BY status"):
+            by_status[str(status)] = int(count)
+        result["alerts"] = by_status
+    return result
+
+
+def database_size(path: Path) -> dict[str, Any]:
+    """Bytes of the archive file and its WAL."""
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size
+        except OSError:
+            return 0
+
+    main = size(path)
+    wal = size(Path(str(path) + "-wal"))
+    return {"path": str(path), "bytes": main + wal, "file_bytes": main, "wal_bytes": wal}
+
+
+def collect_status(
+    conn: Any, *, db_path: Path, now: datetime, failing_after: int, stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> dict[str, Any]:
+    """Everything ``newsmon status`` prints, as one JSON-ready dict."""
+    db = raw_connection(conn)
+    try:
+        daemon = daemon_state(read_heartbeat(db), now=now, stale_after=stale_after)
+        feeds = feed_health(db, now=now, failing_after=failing_after)
+        counts = archive_counts(db)
+        schema = int(db.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the status of {db_path}: {exc}") from exc
+    return {
+        "now": to_iso(now),
+        "daemon": daemon.as_json(),
+        "feeds": feeds["counts"],
+        "failing": feeds["failing"],
+        "erroring": feeds["erroring"],
+        "gone": feeds["gone"],
+        "moved": feeds["moved"],
+        **counts,
+        "database": {**database_size(db_path), "schema": schema},
+    }
+
+
+# --------------------------------------------------------------------------- upkeep and backup
+
+
+def checkpoint(conn: Any) -> tuple[int, int, int]:
+    """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, wal pages, pages checkpointed). Outside any transaction."""
+    db = raw_connection(conn)
+    try:
+        row = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"WAL checkpoint failed: {exc}") from exc
+    return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+
+
+def optimize(conn: Any) -> None:
+    """``PRAGMA optimize``: lets SQLite refresh the statistics its planner uses, when worthwhile."""
+    db = raw_connection(conn)
+    try:
+        db.execute("PRAGMA optimize")
+    except sqlite3.Error as exc:
+        raise StoreError(f"PRAGMA optimize failed: {exc}") from exc
+
+
+def backup(conn: Any, target: Path, *, force: bool = False) -> int:
+    """An online, consistent copy of the archive at ``target`` (``VACUUM INTO``); returns its size in bytes.
+
+    Works on a read-only connection while the daemon writes (it reads one snapshot). Refuses to overwrite an
+    existing file unless ``force``; the copy is written beside the target and renamed into place, so a failed
+    backup never leaves a half-written file under the target's name.
+    """
+    db = raw_connection(conn)
+    target = Path(target)
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists: choose another path or pass --force to overwrite it")
+    if target.exists() and target.is_dir():
+        raise UsageError(f"{target} is a directory: give a file name")
+    if not target.parent.is_dir():
+        raise UsageError(f"folder {target.parent} does not exist")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _unlink(partial)
+    try:
+        db.execute("VACUUM INTO ?", (str(partial),))
+    except sqlite3.Error as exc:
+        _unlink(partial)
+        raise StoreError(f"backup to {target} failed: {exc}") from exc
+    try:
+        os.replace(partial, target)
+    except OSError as exc:
+        _unlink(partial)
+        raise StoreError(f"backup to {target} failed: {exc.strerror}") from exc
+    return target.stat().st_size
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _json_or_empty(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
