@@ -592,7 +592,11 @@ class Fetcher:
             request = self._client.build_request(
                 "GET", target, headers=headers, timeout=self._timeout(deadline.remaining())
             )
-            response = self._client.send(request, stream=True)
+            try:
+                response = self._client.send(request, stream=True)
+            except (httpx.InvalidURL, httpx.RemoteProtocolError) as exc:
+                # raised by httpx itself (not the transport) only for an unusable redirect Location
+                raise FetchError(f"redirect to an invalid URL: {_reason(exc)}", kind="redirect") from exc
             try:
                 if response.status_code in _REDIRECTS:
                     target = self._next_hop(response, target, hops, seen)
@@ -610,12 +614,13 @@ class Fetcher:
             raise FetchError(f"HTTP {status} redirect without a Location header", kind="redirect", status=status)
         try:
             target = current.join(location.strip())
+            usable = target.scheme in ("http", "https") and bool(target.host)
         except httpx.InvalidURL as exc:
             raise FetchError(f"HTTP {status} redirect to an invalid URL: {location[:200]}", kind="redirect",
                              status=status) from exc
-        if target.scheme not in ("http", "https") or not target.host:
-            raise FetchError(f"redirect to a URL that is not http(s): {str(target)[:200]}", kind="redirect",
-                             status=status)
+        if not usable:
+            raise FetchError(f"HTTP {status} redirect to a URL that is not http(s): {location[:200]}",
+                             kind="redirect", status=status)
         if str(target) in seen:
             raise FetchError(f"redirect loop: {current} leads back to {target}", kind="redirect", status=status)
         if len(hops) >= self.settings.max_redirects:

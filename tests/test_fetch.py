@@ -1,0 +1,425 @@
+"""monitor.fetch against the loopback feed server: normal fetches, headers, conditional GET, redirects,
+status handling, encodings, and the Retry-After / Cache-Control helpers."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import zlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import monitor
+from monitor.config import MonitorSettings
+from monitor.errors import FetchError
+from monitor.fetch import ACCEPT, Fetcher, FetchSettings, cache_max_age, retry_after_seconds
+from tests.feedserver import FeedServer, RequestRecord, Response
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+NOW = datetime(2026, 2, 17, 8, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def settings() -> FetchSettings:
+    return FetchSettings(user_agent="newsmon-test/1", connect_timeout=2, read_timeout=5, deadline=10)
+
+
+@pytest.fixture
+def fetcher(settings: FetchSettings) -> Iterator[Fetcher]:
+    with Fetcher(settings) as fetcher:
+        yield fetcher
+
+
+def fetch_error(fetcher: Fetcher, url: str) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch(url)
+    return caught.value
+
+
+# --- normal fetches ---------------------------------------------------------------------------
+
+
+def test_fetches_a_real_feed_unchanged(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    if not CORPORA.is_dir():
+        pytest.skip("../shared/corpora is not present beside the repository")
+    body = (CORPORA / "real-feeds" / "bbc_news_world_2026-02-17.xml").read_bytes()
+    feed_server.add("/world.xml", body, etag='"abc"', last_modified="Tue, 17 Feb 2026 07:00:00 GMT")
+
+    result = fetcher.fetch(feed_server.url("/world.xml"))
+
+    assert result.status == 200
+    assert result.body == body
+    assert result.url == result.requested_url == feed_server.url("/world.xml")
+    assert result.permanent_url is None
+    assert result.etag == '"abc"'
+    assert result.last_modified == "Tue, 17 Feb 2026 07:00:00 GMT"
+    assert result.headers["content-type"] == "application/rss+xml"
+    assert all(key == key.lower() for key in result.headers)
+    assert not result.not_modified
+    assert result.elapsed >= 0
+    assert result.fetched_at is not None and result.fetched_at.tzinfo is not None
+
+
+def test_empty_body_is_a_plain_200(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/empty", b"")
+    result = fetcher.fetch(feed_server.url("/empty"))
+    assert (result.status, result.body) == (200, b"")
+
+
+def test_query_string_is_kept(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/feed", handler=lambda record: Response(body=record.path))
+    assert fetcher.fetch(feed_server.url("/feed?format=rss&x=1")).body == b"/feed?format=rss&x=1"
+
+
+def test_sends_user_agent_accept_and_encodings(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/feed.xml", FEED)
+    fetcher.fetch(feed_server.url("/feed.xml"))
+    headers = feed_server.requests_for("/feed.xml")[0].headers
+    assert headers["user-agent"] == "newsmon-test/1"
+    assert headers["accept"] == ACCEPT
+    assert headers["accept-encoding"] == "gzip, deflate"
+    assert "if-none-match" not in headers and "if-modified-since" not in headers
+
+
+def test_default_settings_name_the_project() -> None:
+    settings = FetchSettings.default()
+    assert settings.user_agent == f"newsmon/{monitor.__version__} (+{monitor.PROJECT_URL})"
+    assert (settings.connect_timeout, settings.read_timeout, settings.deadline) == (10.0, 30.0, 60.0)
+    assert (settings.max_body, settings.max_redirects) == (10_000_000, 5)
+
+
+def test_settings_from_the_monitor_config_table() -> None:
+    config = MonitorSettings(
+        user_agent="ua/2", connect_timeout=timedelta(seconds=3), read_timeout=timedelta(seconds=7),
+        fetch_deadline=timedelta(seconds=20), max_body=1234,
+    )
+    settings = FetchSettings.from_monitor(config)
+    assert settings == FetchSettings(user_agent="ua/2", connect_timeout=3, read_timeout=7, deadline=20, max_body=1234)
+
+
+@pytest.mark.parametrize("field, value", [("deadline", 0), ("read_timeout", -1), ("max_body", 0), ("user_agent", "")])
+def test_settings_refuse_nonsense(field: str, value: object) -> None:
+    arguments: dict[str, object] = {"user_agent": "ua"}
+    arguments[field] = value
+    with pytest.raises(ValueError):
+        FetchSettings(**arguments)  # type: ignore[arg-type]
+
+
+# --- conditional GET --------------------------------------------------------------------------
+
+
+def test_etag_gives_304_with_empty_body(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/feed.xml", FEED, etag='"v1"')
+    first = fetcher.fetch(feed_server.url("/feed.xml"))
+    second = fetcher.fetch(feed_server.url("/feed.xml"), etag=first.etag)
+
+    assert second.status == 304 and second.not_modified and second.body == b""
+    assert feed_server.requests_for("/feed.xml")[1].headers["if-none-match"] == '"v1"'
+
+    feed_server.set_body("/feed.xml", FEED + b" ", etag='"v2"')
+    third = fetcher.fetch(feed_server.url("/feed.xml"), etag=first.etag)
+    assert third.status == 200 and third.etag == '"v2"' and third.body.endswith(b" ")
+
+
+def test_last_modified_gives_304(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    stamp = "Tue, 17 Feb 2026 07:00:00 GMT"
+    feed_server.add("/feed.xml", FEED, last_modified=stamp)
+    result = fetcher.fetch(feed_server.url("/feed.xml"), last_modified=stamp)
+    assert result.status == 304 and result.body == b""
+    assert feed_server.requests_for("/feed.xml")[0].headers["if-modified-since"] == stamp
+
+
+# --- content encodings ------------------------------------------------------------------------
+
+
+def _encoded(encoding: str, data: bytes) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(data)
+    if encoding == "deflate-zlib":
+        return zlib.compress(data)
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return raw.compress(data) + raw.flush()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate-zlib", "deflate-raw"])
+def test_compressed_bodies_are_decoded(feed_server: FeedServer, fetcher: Fetcher, encoding: str) -> None:
+    body = FEED * 2000  # larger than one decompression piece
+    header = "gzip" if encoding == "gzip" else "deflate"
+    feed_server.add("/z", _encoded(encoding, body), headers={"Content-Encoding": header})
+    result = fetcher.fetch(feed_server.url("/z"))
+    assert result.body == body
+    assert result.headers["content-encoding"] == header
+
+
+def test_multi_member_gzip(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/z", gzip.compress(b"first ") + gzip.compress(b"second"), headers={"Content-Encoding": "gzip"})
+    assert fetcher.fetch(feed_server.url("/z")).body == b"first second"
+
+
+def test_server_side_gzip_route(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/z", FEED, gzip=True)
+    assert fetcher.fetch(feed_server.url("/z")).body == FEED
+
+
+def test_corrupt_gzip_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/z", b"\x1f\x8b\x08\x00 this is not gzip at all", headers={"Content-Encoding": "gzip"})
+    error = fetch_error(fetcher, feed_server.url("/z"))
+    assert error.kind == "protocol" and "gzip" in error.message
+
+
+def test_unknown_encoding_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/z", b"....", headers={"Content-Encoding": "br"})
+    error = fetch_error(fetcher, feed_server.url("/z"))
+    assert error.kind == "protocol" and "br" in error.message
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+
+def test_permanent_redirect_chain_sets_permanent_url(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/new.xml", FEED)
+    feed_server.redirect("/old.xml", "/mid.xml", 301)
+    feed_server.redirect("/mid.xml", feed_server.url("/new.xml"), 308)
+    result = fetcher.fetch(feed_server.url("/old.xml"))
+    assert result.body == FEED
+    assert result.url == result.permanent_url == feed_server.url("/new.xml")
+    assert result.requested_url == feed_server.url("/old.xml")
+    assert [r.path for r in feed_server.requests] == ["/old.xml", "/mid.xml", "/new.xml"]
+
+
+@pytest.mark.parametrize("statuses", [(302,), (307,), (303,), (301, 302), (302, 301)])
+def test_temporary_hop_means_no_permanent_url(feed_server: FeedServer, fetcher: Fetcher, statuses: tuple[int, ...]) -> None:
+    feed_server.add("/target", FEED)
+    paths = [f"/hop{index}" for index in range(len(statuses))] + ["/target"]
+    for index, status in enumerate(statuses):
+        feed_server.redirect(paths[index], paths[index + 1], status)
+    result = fetcher.fetch(feed_server.url("/hop0"))
+    assert result.body == FEED and result.url == feed_server.url("/target")
+    assert result.permanent_url is None
+
+
+def test_redirect_to_another_server(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    with FeedServer() as other:
+        other.add("/feed", FEED)
+        feed_server.redirect("/moved", other.url("/feed"), 301)
+        result = fetcher.fetch(feed_server.url("/moved"))
+    assert result.permanent_url == other.url("/feed")
+
+
+def test_conditional_headers_follow_redirects(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/new", FEED, etag='"e"')
+    feed_server.redirect("/old", "/new", 301)
+    result = fetcher.fetch(feed_server.url("/old"), etag='"e"')
+    assert result.status == 304 and result.permanent_url == feed_server.url("/new")
+
+
+def test_redirect_loop(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.redirect("/a", "/b", 302)
+    feed_server.redirect("/b", "/a", 302)
+    error = fetch_error(fetcher, feed_server.url("/a"))
+    assert error.kind == "redirect" and "loop" in error.message
+    assert len(feed_server.requests) == 2
+
+
+def test_self_redirect_is_a_loop(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.redirect("/a", "/a", 301)
+    assert fetch_error(fetcher, feed_server.url("/a")).kind == "redirect"
+
+
+def _chain(server: FeedServer, hops: int) -> str:
+    server.add(f"/r{hops}", FEED)
+    for index in range(hops):
+        server.redirect(f"/r{index}", f"/r{index + 1}", 301)
+    return server.url("/r0")
+
+
+def test_five_redirects_are_followed(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    assert fetcher.fetch(_chain(feed_server, 5)).url == feed_server.url("/r5")
+
+
+def test_six_redirects_are_too_many(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    error = fetch_error(fetcher, _chain(feed_server, 6))
+    assert error.kind == "redirect" and "more than 5 redirects" in error.message
+    assert len(feed_server.requests) == 6
+
+
+def test_max_redirects_zero_refuses_any(feed_server: FeedServer) -> None:
+    with Fetcher(FetchSettings(user_agent="ua", max_redirects=0)) as fetcher:
+        assert fetch_error(fetcher, _chain(feed_server, 1)).kind == "redirect"
+
+
+def test_redirect_without_location(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/r", status=302)
+    assert fetch_error(fetcher, feed_server.url("/r")).kind == "redirect"
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://example.org/feed", "javascript:alert(1)"])
+def test_redirect_to_a_non_http_url_is_refused(feed_server: FeedServer, fetcher: Fetcher, location: str) -> None:
+    feed_server.redirect("/r", location, 301)
+    error = fetch_error(fetcher, feed_server.url("/r"))
+    assert error.kind == "redirect"
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.org/feed.xml", "", "   ", "http://", "not a url", "http://[::1",
+            "//example.org/feed", "data:text/xml,<rss/>"],
+)
+def test_invalid_urls_are_refused(fetcher: Fetcher, url: str) -> None:
+    error = fetch_error(fetcher, url)
+    assert error.kind == "invalid_url"
+    assert "Traceback" not in error.message
+
+
+# --- statuses ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status, kind, message",
+    [(404, "http_status", "HTTP 404 Not Found"), (403, "http_status", "HTTP 403 Forbidden"),
+     (410, "gone", "HTTP 410 Gone"), (500, "http_status", "HTTP 500 Internal Server Error"),
+     (502, "http_status", "HTTP 502 Bad Gateway"), (503, "unavailable", "HTTP 503 Service Unavailable"),
+     (429, "rate_limited", "HTTP 429 Too Many Requests")],
+)
+def test_error_statuses(feed_server: FeedServer, fetcher: Fetcher, status: int, kind: str, message: str) -> None:
+    feed_server.add("/f", b"error page", status=status)
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert (error.kind, error.status, error.message, error.retry_after) == (kind, status, message, None)
+    assert error.url == feed_server.url("/f")
+
+
+def test_429_with_retry_after_seconds(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/f", status=429, headers={"Retry-After": "120"})
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert (error.kind, error.retry_after) == ("rate_limited", 120.0)
+    assert error.message == "HTTP 429 Too Many Requests (retry after 2 min)"
+
+
+def test_503_with_retry_after_date(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    when = datetime.now(timezone.utc) + timedelta(hours=2)
+    feed_server.add("/f", status=503, headers={"Retry-After": when.strftime("%a, %d %b %Y %H:%M:%S GMT")})
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert error.kind == "unavailable"
+    assert error.retry_after is not None and 7000 < error.retry_after <= 7200
+
+
+def test_retry_after_is_kept_on_other_5xx(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/f", status=502, headers={"Retry-After": "30"})
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert (error.kind, error.retry_after) == ("http_status", 30.0)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(None, None), ("120", 120.0), ("0", 0.0), (" 30 ", 30.0), ("1.5", 1.5), ("-5", None), ("soon", None), ("", None),
+     ("Tue, 17 Feb 2026 08:02:00 GMT", 120.0), ("Tue, 17 Feb 2026 07:00:00 GMT", 0.0),
+     ("Tuesday, 17-Feb-26 08:01:00 GMT", 60.0), ("Tue Feb 17 08:00:30 2026", 30.0)],
+)
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(value, NOW) == expected
+
+
+def test_retry_after_with_naive_now_means_utc() -> None:
+    assert retry_after_seconds("Tue, 17 Feb 2026 08:00:10 GMT", NOW.replace(tzinfo=None)) == 10.0
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [({}, None),
+     ({"Cache-Control": "max-age=300"}, 300.0),
+     ({"cache-control": "public, max-age=600, must-revalidate"}, 600.0),
+     ({"Cache-Control": "s-maxage=900"}, 900.0),
+     ({"Cache-Control": "max-age=60, s-maxage=900"}, 60.0),
+     ({"Cache-Control": 'max-age="120"'}, 120.0),
+     ({"Cache-Control": "no-cache"}, 0.0),
+     ({"Cache-Control": "no-store, max-age=600"}, 0.0),
+     ({"Cache-Control": "max-age=abc"}, None),
+     ({"Cache-Control": "private"}, None),
+     ({"Cache-Control": "max-age=-1", "Expires": "Tue, 17 Feb 2026 08:10:00 GMT",
+       "Date": "Tue, 17 Feb 2026 08:00:00 GMT"}, 600.0),
+     ({"Expires": "Tue, 17 Feb 2026 09:00:00 GMT", "Date": "Tue, 17 Feb 2026 08:00:00 GMT"}, 3600.0),
+     ({"Expires": "Tue, 17 Feb 2026 07:00:00 GMT", "Date": "Tue, 17 Feb 2026 08:00:00 GMT"}, 0.0),
+     ({"Expires": "0"}, 0.0),
+     ({"Cache-Control": "max-age=30", "Expires": "Tue, 17 Feb 2026 09:00:00 GMT"}, 30.0)],
+)
+def test_cache_max_age(headers: dict[str, str], expected: float | None) -> None:
+    assert cache_max_age(headers) == expected
+
+
+def test_cache_max_age_expires_without_date_counts_from_now() -> None:
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    seconds = cache_max_age({"Expires": later})
+    assert seconds is not None and 3500 < seconds <= 3600
+
+
+def test_cache_max_age_of_a_fetch_result(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/f", FEED, headers={"Cache-Control": "max-age=1800"})
+    assert cache_max_age(fetcher.fetch(feed_server.url("/f")).headers) == 1800.0
+
+
+# --- concurrency and connection errors ----------------------------------------------------------
+
+
+def test_concurrent_fetches_from_many_threads(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    for index in range(8):
+        feed_server.add(f"/feed{index}", FEED + str(index).encode(), gzip=index % 2 == 0)
+    failures: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            for _ in range(40):
+                result = fetcher.fetch(feed_server.url(f"/feed{index}"))
+                assert result.body == FEED + str(index).encode()
+        except BaseException as exc:  # collected and re-raised by the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert len(feed_server.requests) == 320
+
+
+def test_connection_refused(fetcher: Fetcher) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: nothing accepts
+        error = fetch_error(fetcher, f"http://127.0.0.1:{port}/feed")
+    assert error.kind == "connect" and "refused" in error.message.lower()
+
+
+def test_tls_to_a_plain_http_server_is_a_tls_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/f", FEED)
+    error = fetch_error(fetcher, feed_server.url("/f").replace("http://", "https://"))
+    assert error.kind == "tls"
+
+
+def test_garbage_instead_of_http_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    def garbage(sock: socket.socket, record: RequestRecord) -> None:
+        sock.sendall(b"SPDY/9 what is this\r\n\r\n")
+
+    feed_server.add("/f", raw=garbage)
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert error.kind == "protocol"
+    assert error.message.startswith("malformed HTTP response from 127.0.0.1:")
+
+
+def test_body_cut_short_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    def short(sock: socket.socket, record: RequestRecord) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n<rss>")
+        sock.shutdown(socket.SHUT_WR)
+
+    feed_server.add("/f", raw=short)
+    assert fetch_error(fetcher, feed_server.url("/f")).kind == "protocol"
