@@ -34,6 +34,8 @@ TRACKING_PARAMS = frozenset({
     "at_medium", "at_campaign", "at_custom1", "at_custom2", "at_custom3", "at_custom4", "xtor", "xtref",
     "ocid", "cmpid", "_ga", "_gl", "mkt_tok", "vero_id", "vero_conv", "oly_anon_id", "oly_enc_id",
     "rb_clickid", "s_cid", "wt.mc_id", "twclid", "ttclid", "li_fat_id", "ncid", "sr_share", "spm",
+    # seen in the saved news feeds: DW, heise, Al Jazeera, CS Monitor, Guardian, NYT
+    "maca", "wt_mc", "wt_zmc", "traffic_source", "icid", "cmp", "smid",
 })
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "itm_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
