@@ -4,8 +4,10 @@ Policy:
 
 - one ``new`` row per (rule, story, channel): later articles of the same story (other outlets, rewrites)
   hit the UNIQUE key and add nothing;
-- with ``notify_on_update``, a story that gains a new outlet (``source_added``) after its ``new`` row adds a
-  numbered ``update-N`` row;
+- a story that gains a new outlet (``source_added``) while its alert still waits (pending, or held for a
+  digest) refreshes that alert's list of sources instead of adding a message;
+- with ``notify_on_update``, a story that gains a new outlet after its alert went out adds a numbered
+  ``update-N`` row (one follow-up per new outlet);
 - digest rules write their rows as ``held`` (``run_digests`` folds them into one message per period);
 - quiet catch-up: on a feed's first poll and after downtime, only articles published within
   ``alert_max_age`` of now alert, and undated articles never do; the others are counted as held back.
@@ -22,7 +24,7 @@ from typing import Any, Iterable
 from monitor.alerts.render import build_payload
 from monitor.store import alerts as outbox_sql
 from monitor.store.stories import get_story
-from monitor.timeutil import to_iso
+from monitor.timeutil import from_iso, to_iso
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,28 @@ def _fallback_story(story_id: int, article_id: int, article: Any, feed_name: str
         "sources": [{"article_id": article_id, "url": article.url, "feed": feed_name, "title": article.title,
                      "published": to_iso(article.published)}],
     }
+
+
+def _refresh_sources(conn: sqlite3.Connection, waiting: dict[str, Any], story: dict[str, Any],
+                     feed_name: str) -> None:
+    """A story gained an outlet before its alert went out: the alert lists the sources so far instead."""
+    payload = dict(waiting["payload"])
+    fresh = build_payload(rule=waiting["rule"], kind=waiting["kind"], story=story, article=_PayloadArticle(payload),
+                          article_id=payload.get("article_id") or 0, feed_name=payload.get("feed") or feed_name,
+                          matched=[])
+    for key in ("headline", "url", "sources", "feeds"):
+        payload[key] = fresh[key]
+    outbox_sql.replace_payload(conn, waiting["id"], payload)
+
+
+class _PayloadArticle:
+    """The fields ``build_payload`` reads of an article, taken from an earlier payload."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.url = payload.get("article_url")
+        self.title = payload.get("title") or ""
+        self.published = from_iso(payload.get("published"))
+        self.undated = bool(payload.get("undated"))
 
 
 def enqueue_for_article(
@@ -128,7 +152,13 @@ def _enqueue_rule(
         if outbox_sql.insert_alert(conn, kind="new", payload=payload, **common):
             created += 1
             continue
-        if not (getattr(rule, "notify_on_update", False) and source_added and not story_created):
+        if not source_added or story_created:
+            continue
+        waiting = outbox_sql.waiting_story_alert(conn, rule=rule.name, story_id=story_id, channel=channel)
+        if waiting is not None:
+            _refresh_sources(conn, waiting, story, feed_name)
+            continue
+        if not getattr(rule, "notify_on_update", False):
             continue
         number = outbox_sql.count_updates(conn, rule=rule.name, story_id=story_id, channel=channel) + 1
         kind = f"update-{number}"

@@ -312,3 +312,18 @@ def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """For ``newsmon status``: rows per status."""
     return {row[0]: int(row[1]) for row in conn.execute("SELECT status, COUNT(*) FROM alerts GROUP BY status")}
 
+
+
+def waiting_story_alert(conn: sqlite3.Connection, *, rule: str, story_id: int, channel: str) -> dict[str, Any] | None:
+    """The newest not-yet-sent ``new``/``update-N`` row of a story (pending or held for a digest), if any."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts WHERE rule = ? AND story_id = ? AND channel = ?"
+        " AND status IN ('pending', 'held') AND folded_into IS NULL ORDER BY id DESC LIMIT 1",
+        (rule, story_id, channel),
+    ).fetchone()
+    return _row_to_dict(row) if row else None
+
+
+def replace_payload(conn: sqlite3.Connection, alert_id: int, payload: dict[str, Any]) -> None:
+    conn.execute("UPDATE alerts SET payload = ? WHERE id = ?",
+                 (json.dumps(payload, ensure_ascii=False, sort_keys=True), alert_id))
