@@ -50,7 +50,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str |
     """Parse fetched feed bytes. ``headers`` are the HTTP response headers (any case; the content type
     decides the encoding and JSON detection); ``url`` is the feed URL, used as the base of relative links.
     Raises ParseError (see the module docstring for the kinds)."""
-    if not body or not body.strip():
+    if not body or body.isspace():
         raise ParseError("the response body is empty", kind="empty")
     response_headers = {str(name).lower(): str(value) for name, value in (headers or {}).items()}
     if _is_json(body, response_headers.get("content-type", "")):
