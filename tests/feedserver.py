@@ -25,6 +25,7 @@ import gzip as gzip_module
 import http.server
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -83,6 +84,11 @@ class _Server(http.server.ThreadingHTTPServer):
     def __init__(self, owner: FeedServer) -> None:
         self.owner = owner
         super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
+            return  # a client hanging up is routine here
+        super().handle_error(request, client_address)  # prints the traceback: a bug in a route
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
