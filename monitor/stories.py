@@ -52,6 +52,11 @@ class Tuning:
 
     threshold: float = 0.30          # score (mixed cosine) needed to join
     name_weight: float = 0.0         # share of the names-and-numbers cosine in the score
+    novel_names: float = 0.5         # share of headline-name weight new to a story that calls for ...
+    strict_threshold: float = 0.4    # ... this higher score to join it
+    story_names: int = 8             # the story's strongest names checked against the article ...
+    missing_names: float = 0.3       # ... when more than this share of their weight is missing too ...
+    conflict_threshold: float = 0.5  # ... the score needed is this
     cross_language_threshold: float = 0.45  # names-and-numbers cosine needed across languages
     entity_boost: float = 2.0        # weight factor of capitalised names and acronyms
     number_boost: float = 1.5        # weight factor of numbers
@@ -106,15 +111,16 @@ class Features:
 
     counts: dict[str, float]
     names: set[str]
+    title_names: set[str]
 
 
 def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
     counts: dict[str, float] = {}
     names: set[str] = set()
-    title_words = _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title))
-    del title_words
+    _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title))
+    title_names = set(names)
     _scan(lead, counts, names, weight=1.0, trust_case=True)
-    return Features(counts, names)
+    return Features(counts, names, title_names)
 
 
 def _trust_case(title: str) -> bool:
@@ -261,7 +267,7 @@ class StoryClusterer:
             score = 1.0 if story_id is not None else None
         exact = story_id is not None
         if story_id is None and len(vector) >= self.tuning.min_terms:
-            story_id, score = self._best_story(conn, vector, names, df, documents, article)
+            story_id, score = self._best_story(conn, vector, names, features.title_names, df, documents, article)
 
         if story_id is None:
             story_id = story_store.create_story(
@@ -301,6 +307,7 @@ class StoryClusterer:
         conn: sqlite3.Connection,
         vector: dict[str, float],
         names: set[str],
+        title_names: set[str],
         df: dict[str, int],
         documents: int,
         article: Article,
@@ -314,7 +321,7 @@ class StoryClusterer:
         states = story_store.load_story_states(conn, ranked[: self.tuning.max_candidates])
         best_id, best_score = None, 0.0
         for state in states:
-            score = self._score(vector, names, state, article)
+            score = self._score(vector, names, title_names, state, article)
             if score > 0.0 and score > best_score:
                 best_id, best_score = state.id, score
         return (best_id, best_score) if best_id is not None else (None, None)
@@ -323,6 +330,7 @@ class StoryClusterer:
         self,
         vector: dict[str, float],
         names: set[str],
+        title_names: set[str],
         state: story_store.StoryState,
         article: Article,
     ) -> float:
@@ -340,7 +348,12 @@ class StoryClusterer:
         similarity = cosine(vector, state.vector)
         mixed = (1.0 - self.tuning.name_weight) * similarity + self.tuning.name_weight * name_similarity
         score = mixed * decay
-        return score if score >= self.tuning.threshold else 0.0
+        needed = self.tuning.threshold
+        if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
+            needed = max(needed, self.tuning.strict_threshold)
+            if _missing_story_names(vector, state, self.tuning.story_names) > self.tuning.missing_names:
+                needed = max(needed, self.tuning.conflict_threshold)
+        return score if score >= needed else 0.0
 
     def _name_similarity(self, vector: dict[str, float], names: set[str], state: story_store.StoryState) -> float:
         if not names or not state.names:
@@ -440,6 +453,30 @@ class StoryClusterer:
     def _posting_terms(self, vector: dict[str, float], df: dict[str, int], documents: int) -> list[str]:
         ordered = sorted(vector, key=lambda t: vector[t], reverse=True)
         return ordered[: self.tuning.post_terms]
+
+
+def _novel_title_names(vector: dict[str, float], title_names: set[str], state: story_store.StoryState) -> float:
+    """Share of the weight of the headline's names that the story has never mentioned.
+
+    A report of a different event of the same kind names other people, places or figures in its
+    headline (another player arrested, another town flooded): that is the trap this guards.
+    """
+    total = novel = 0.0
+    for term in title_names:
+        weight = vector.get(term, 0.0)
+        total += weight
+        if term not in state.vector:
+            novel += weight
+    return novel / total if total else 0.0
+
+
+def _missing_story_names(vector: dict[str, float], state: story_store.StoryState, count: int) -> float:
+    """Share of the weight of the story's ``count`` strongest names that the article does not mention."""
+    strongest = sorted((t for t in state.names if t in state.vector), key=state.vector.__getitem__, reverse=True)
+    strongest = strongest[:count]
+    total = sum(state.vector[t] for t in strongest)
+    missing = sum(state.vector[t] for t in strongest if t not in vector)
+    return missing / total if total else 0.0
 
 
 def _lang(code: str) -> str:

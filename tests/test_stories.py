@@ -1,0 +1,255 @@
+"""Story clustering: exact duplicates, rewrites, the two-similar-events trap, window, revisions, queries."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor.models import Article
+from monitor.store import Store
+from monitor.store import stories as story_store
+from monitor.stories import StoryAssignment, StoryClusterer, extract_features, fold, Tuning
+
+T0 = datetime(2026, 2, 17, 8, 0, tzinfo=timezone.utc)
+
+# Hand-written background news so that document frequencies are not all equal.
+BACKGROUND = [
+    ("Central bank holds interest rates steady", "The central bank kept its main rate unchanged on Tuesday, "
+     "citing slowing inflation and a weaker labour market."),
+    ("Storm brings heavy snow to the north", "Forecasters warned of travel disruption as the storm moved "
+     "across the region, with schools closed in several towns."),
+    ("Football club sacks manager after losing run", "The club said the manager had left by mutual consent "
+     "after six defeats in a row left the team near the relegation zone."),
+    ("Tech company unveils new phone", "The company showed a thinner phone with a faster chip and a longer "
+     "battery life at its annual launch event."),
+    ("Parliament debates budget bill", "Lawmakers argued over spending cuts and tax changes as the budget "
+     "bill reached its second reading."),
+    ("Wildfire forces evacuations", "Firefighters battled a wildfire that forced hundreds of residents to "
+     "leave their homes as strong winds fanned the flames."),
+]
+
+# Same event, three outlets' rewrites.
+QUAKE = [
+    ("Magnitude 6.4 earthquake strikes off Vanuatu coast",
+     "A magnitude 6.4 earthquake struck off the coast of Vanuatu near Port Vila on Tuesday, the US "
+     "Geological Survey said. No tsunami warning was issued and there were no immediate reports of damage."),
+    ("Strong quake shakes Vanuatu, no tsunami threat",
+     "A strong 6.4 magnitude earthquake shook Vanuatu on Tuesday, centred about 30 km west of Port Vila, "
+     "according to the US Geological Survey. Officials said there was no tsunami threat."),
+    ("Vanuatu: 6.4 earthquake felt in Port Vila",
+     "Residents of Port Vila felt strong shaking when a 6.4 magnitude earthquake hit Vanuatu on Tuesday. "
+     "The US Geological Survey put the depth at 10 km; no tsunami warning followed."),
+]
+
+# Two similar-but-different events: same team, same kind of arrest, different players and dates.
+ARREST_A = [
+    ("Harbour City Sharks striker Dario Velasquez arrested for drink driving",
+     "Police arrested Harbour City Sharks striker Dario Velasquez on suspicion of drink driving early on "
+     "Sunday, March 3, after his car was stopped on the coastal road. Velasquez, 27, was released on bail."),
+    ("Sharks' Velasquez held on drink-driving charge",
+     "Dario Velasquez, the Harbour City Sharks striker, was held by police on Sunday, March 3, on suspicion "
+     "of drink driving. The 27-year-old was later released on bail, the club said."),
+]
+ARREST_B = [
+    ("Harbour City Sharks goalkeeper Tomas Oyelaran arrested for drink driving",
+     "Harbour City Sharks goalkeeper Tomas Oyelaran was arrested on suspicion of drink driving on Friday, "
+     "November 22, the second such arrest at the club this season. Oyelaran, 31, was stopped near the stadium."),
+    ("Sharks keeper Oyelaran held on drink-driving charge",
+     "Police held Tomas Oyelaran, the Harbour City Sharks goalkeeper, on Friday, November 22, on suspicion "
+     "of drink driving. The 31-year-old keeper was stopped near the stadium, the club confirmed."),
+]
+
+
+def fingerprint(title: str, summary: str) -> str:
+    return hashlib.sha256(" ".join(f"{title} {summary}".lower().split()).encode()).hexdigest()[:32]
+
+
+def make_article(title: str, summary: str, *, url: str, published: datetime, key: str | None = None,
+                 language: str = "en") -> Article:
+    return Article(
+        key=key or f"url:{url}", url=url, guid=None, title=title, summary=summary, content="",
+        published=published, published_source="published", undated=False, first_seen=published,
+        language=language, fingerprint=fingerprint(title, summary),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(tmp_path / "archive.db")
+    with opened.transaction() as conn:
+        story_store.apply_schema(conn)
+    yield opened
+    opened.close()
+
+
+class Ingest:
+    """Writes an article row the way the archive expects, then assigns it, in one transaction."""
+
+    def __init__(self, store: Store, clusterer: StoryClusterer) -> None:
+        self.store = store
+        self.clusterer = clusterer
+        self.urls = 0
+
+    def __call__(self, article: Article, feed: str) -> tuple[int, StoryAssignment]:
+        with self.store.transaction() as conn:
+            feed_id = self.store.ensure_feed(conn, feed, f"https://{feed}.example/rss", now=article.first_seen)
+            write = self.store.write_article(conn, feed_id, article, now=article.first_seen)
+            return write.article_id, self.clusterer.assign(conn, write.article_id, article, feed)
+
+    def new(self, title: str, summary: str, feed: str, published: datetime, **kwargs: object) -> tuple[int, StoryAssignment]:
+        self.urls += 1
+        url = f"https://{feed}.example/news/{self.urls}"
+        return self(make_article(title, summary, url=url, published=published, **kwargs), feed)
+
+
+@pytest.fixture
+def ingest(store: Store) -> Ingest:
+    run = Ingest(store, StoryClusterer(window=timedelta(days=7)))
+    for index, (title, summary) in enumerate(BACKGROUND):
+        run.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
+    return run
+
+
+def test_rewrites_of_one_event_join_one_story(ingest: Ingest) -> None:
+    results = [ingest.new(title, summary, f"outlet{n}", T0 + timedelta(minutes=20 * n))
+               for n, (title, summary) in enumerate(QUAKE)]
+    first = results[0][1]
+    assert first.created and not first.joined and first.source_added
+    for _, assignment in results[1:]:
+        assert assignment.story_id == first.story_id
+        assert assignment.joined and not assignment.created and assignment.source_added
+
+
+def test_two_similar_events_stay_apart(ingest: Ingest) -> None:
+    stories_a = {ingest.new(t, s, f"a{n}", T0 + timedelta(hours=n))[1].story_id for n, (t, s) in enumerate(ARREST_A)}
+    stories_b = {ingest.new(t, s, f"b{n}", T0 + timedelta(hours=3 + n))[1].story_id
+                 for n, (t, s) in enumerate(ARREST_B)}
+    assert len(stories_a) == 1
+    assert len(stories_b) == 1
+    assert stories_a.isdisjoint(stories_b)
+
+
+def test_identical_text_under_another_url_joins(ingest: Ingest) -> None:
+    title = "Council approves new tram line"
+    summary = "The city council voted 31 to 9 to approve the tram line linking the station and the harbour."
+    _, first = ingest.new(title, summary, "wire", T0)
+    _, copy = ingest.new(title, summary, "aggregator", T0 + timedelta(minutes=5))
+    assert copy.story_id == first.story_id
+    assert copy.joined and copy.score == 1.0 and copy.source_added
+
+
+def test_article_older_than_the_window_starts_a_new_story(ingest: Ingest) -> None:
+    title, summary = QUAKE[0]
+    _, first = ingest.new(title, summary, "outlet0", T0)
+    title2, summary2 = QUAKE[1]
+    _, late = ingest.new(title2, summary2, "outlet1", T0 + timedelta(days=8))
+    _, inside = ingest.new(*QUAKE[2], "outlet2", T0 + timedelta(days=6))
+    assert late.created and late.story_id != first.story_id
+    assert inside.story_id in (first.story_id, late.story_id) and not inside.created
+
+
+def test_same_article_from_another_feed_and_revised_stays(ingest: Ingest, store: Store) -> None:
+    title, summary = QUAKE[0]
+    url = "https://wire.example/quake"
+    article_id, first = ingest(make_article(title, summary, url=url, published=T0), "wire")
+    same_id, again = ingest(make_article(title, summary, url=url, published=T0), "wire")
+    assert same_id == article_id
+    assert again == StoryAssignment(first.story_id, created=False, joined=False, source_added=False)
+
+    other_id, relayed = ingest(make_article(title, summary, url=url, published=T0, key="guid:relay-1"), "relay")
+    assert other_id == article_id  # same canonical URL: one article linked to both feeds
+    assert relayed.story_id == first.story_id and relayed.source_added and not relayed.joined
+
+    revised = make_article("Vanuatu earthquake: magnitude revised to 6.1", "Unrelated words entirely now.",
+                           url=url, published=T0)
+    revised_id, after = ingest(revised, "wire")
+    assert revised_id == article_id
+    assert after.story_id == first.story_id and not after.created
+    with store.reading() as conn:
+        assert story_store.story_of_article(conn, article_id) == first.story_id
+        story = story_store.get_story(conn, first.story_id)
+    assert story is not None
+    assert story["headline"] == "Vanuatu earthquake: magnitude revised to 6.1"
+    assert {source["feed"] for source in story["sources"]} == {"wire", "relay"}
+
+
+def test_get_story_shape_and_order(ingest: Ingest, store: Store) -> None:
+    # the second outlet publishes earlier but arrives later: it reported first
+    id0, first = ingest.new(*QUAKE[0], "late-poller", T0 + timedelta(hours=1))
+    id1, _ = ingest.new(*QUAKE[1], "fast-outlet", T0)
+    id2, _ = ingest.new(*QUAKE[2], "third", T0 + timedelta(hours=2))
+    with store.reading() as conn:
+        story = story_store.get_story(conn, first.story_id)
+        assert story_store.get_story(conn, 999_999) is None
+    assert story is not None
+    assert {"id", "headline", "first_seen", "updated", "sources", "first_feed"} <= set(story)
+    assert story["id"] == first.story_id
+    assert story["first_feed"] == "fast-outlet"
+    assert story["first_seen"] == "2026-02-17T08:00:00Z"
+    assert story["updated"] == "2026-02-17T10:00:00Z"
+    assert story["headline"] in {title for title, _ in QUAKE}
+    assert [source["article_id"] for source in story["sources"]] == [id1, id0, id2]
+    for source in story["sources"]:
+        assert set(source) >= {"article_id", "url", "feed", "title", "published"}
+        assert source["url"].startswith("https://")
+    assert story["source_count"] == 3
+
+
+def test_list_stories_filters(ingest: Ingest, store: Store) -> None:
+    for n, (title, summary) in enumerate(QUAKE):
+        ingest.new(title, summary, f"outlet{n}", T0 + timedelta(minutes=n))
+    with store.reading() as conn:
+        multi = story_store.list_stories(conn, since=None, rule=None, min_sources=2, limit=None)
+        everything = story_store.list_stories(conn, since=None, rule=None, min_sources=1, limit=None)
+        recent = story_store.list_stories(conn, since=T0 - timedelta(hours=1), rule=None, min_sources=1, limit=None)
+        limited = story_store.list_stories(conn, since=None, rule=None, min_sources=1, limit=2)
+        by_rule = story_store.list_stories(conn, since=None, rule="nothing-here", min_sources=1, limit=None)
+    assert len(multi) == 1 and multi[0]["source_count"] == 3
+    assert len(everything) == len(BACKGROUND) + 1
+    assert [story["id"] for story in recent] == [multi[0]["id"]]
+    assert len(limited) == 2
+    assert by_rule == []
+
+
+def test_list_stories_by_rule_uses_matches_table(ingest: Ingest, store: Store) -> None:
+    article_id, first = ingest.new(*QUAKE[0], "outlet0", T0)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO matches(article_id, rule, terms, matched_at) VALUES (?, 'quakes', '[]', ?)",
+            (article_id, "2026-02-17T08:00:00Z"),
+        )
+    with store.reading() as conn:
+        found = story_store.list_stories(conn, since=None, rule="quakes", min_sources=1, limit=None)
+    assert [story["id"] for story in found] == [first.story_id]
+
+
+def test_cross_language_report_joins_on_names_and_numbers(ingest: Ingest) -> None:
+    _, english = ingest.new(*QUAKE[0], "outlet0", T0)
+    ingest.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=10))
+    _, french = ingest.new(
+        "Vanuatu : un séisme de magnitude 6,4 secoue Port-Vila",
+        "Un séisme de magnitude 6,4 a secoué le Vanuatu mardi près de Port-Vila, selon l'Institut "
+        "géologique américain (USGS). Aucune alerte au tsunami n'a été émise.",
+        "france-outlet", T0 + timedelta(minutes=30), language="fr",
+    )
+    assert french.story_id == english.story_id
+
+
+def test_features_fold_accents_and_keep_acronyms() -> None:
+    assert fold("Élysée") == "elysee"
+    assert fold("Œuvre") == "oeuvre"
+    features = extract_features("The U.S. and France sign a deal", "Officials in Paris met US envoys on 12 May.",
+                                Tuning())
+    assert "US" in features.counts and "US" in features.names
+    assert "us" not in features.counts
+    assert "paris" in features.names and "12" in features.names
+    assert "officials" not in features.names  # opens a sentence on its own
+    assert "the" not in features.counts
+
+
+def test_unknown_tuning_is_refused() -> None:
+    with pytest.raises(TypeError):
+        StoryClusterer(no_such_knob=1.0)
