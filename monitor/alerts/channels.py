@@ -32,6 +32,7 @@ DEFAULT_TIMEOUT = timedelta(seconds=15)
 LOG_CHANNEL = "log"
 DEFAULT_SECRET_HEADER = "X-Newsmon-Secret"
 _EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
+_APPRISE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -262,22 +263,28 @@ class AppriseChannel:
         if not notifier.add(self.url):
             raise AlertError("Apprise cannot use this URL", channel=self.spec.name, retryable=False)
         if self.is_email:
-            body, body_format = message.html, apprise.NotifyFormat.HTML
+            title, body, body_format = message.title, message.html, apprise.NotifyFormat.HTML
         else:
-            body, body_format = message.chat, apprise.NotifyFormat.TEXT
-        me = threading.get_ident()
-        with apprise.LogCapture(fmt="%(thread)d|%(levelname)s|%(message)s") as captured:
-            delivered = notifier.notify(body=body, title=message.title, body_format=body_format)
+            title, body, body_format = message.chat_title or message.title, message.chat, apprise.NotifyFormat.TEXT
+        # Apprise may notify from its own worker threads, so its log lines cannot be told apart by thread:
+        # one Apprise send at a time in this process, and everything captured meanwhile is this send's.
+        with _APPRISE_LOCK:
+            with apprise.LogCapture(fmt="%(levelname)s|%(message)s") as captured:
+                result = notifier.notify(body=body, title=title, body_format=body_format)
+            delivered = bool(result)
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()
         if delivered:
             return
-        raise AlertError(self._reason(captured.getvalue(), me), channel=self.spec.name)
+        raise AlertError(self._reason(captured.getvalue()), channel=self.spec.name)
 
-    def _reason(self, captured: str, thread_id: int) -> str:
+    def _reason(self, captured: str) -> str:
         lines = []
         for line in captured.splitlines():
-            thread, _, rest = line.partition("|")
-            if thread == str(thread_id) and rest.split("|", 1)[0] in ("WARNING", "ERROR", "CRITICAL"):
-                lines.append(rest.split("|", 1)[1])
+            level, _, text = line.partition("|")
+            if level in ("WARNING", "ERROR", "CRITICAL") and text.strip():
+                lines.append(text.strip())
         if not lines:
             return "Apprise reported a failed send without a reason"
         return redact_text(one_line(" / ".join(lines[-3:]), 500), self.spec.secrets)

@@ -180,6 +180,7 @@ class SecretLogFilter(logging.Filter):
 
 _FILTERED_LOGGERS = (
     "httpx", "httpcore", "httpcore.http11", "httpcore.http2", "httpcore.connection", "httpcore.proxy", "apprise",
+    "urllib3", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests",
 )
 _FILTER = SecretLogFilter()
 _installed = False

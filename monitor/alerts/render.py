@@ -36,11 +36,12 @@ _URL_UNSAFE = "<>|\"`[]() {}\\^'*_~"
 class Message:
     """One message in every form a channel may need."""
 
-    title: str                  # one line, plain (email subject, chat title)
+    title: str                  # one line, plain (email subject)
     text: str                   # plain text (email text part, log)
     html: str                   # email HTML part (all feed text escaped)
     chat: str                   # text for chat services (markup defused)
     data: dict[str, Any]        # our JSON (webhook body, jsonl line)
+    chat_title: str = ""        # one line for chat services (markup defused)
 
 
 def one_line(text: Any, limit: int = MAX_LINE) -> str:
@@ -227,7 +228,7 @@ def render(payload: dict[str, Any]) -> Message:
     chat = "\n".join([f"newsmon \u2013 rule {chat_text(rule, 80)} \u2013 {label}"] + _alert_chat(payload))
     html_body = "".join(
         [f"<p>newsmon rule <b>{html_text(rule, 80)}</b> ({html.escape(label)})</p>"] + _alert_html(payload))
-    return Message(title=title, text=text, html=html_body, chat=chat, data=payload)
+    return Message(title=title, text=text, html=html_body, chat=chat, data=payload, chat_title=chat_text(title))
 
 
 def _render_group(payload: dict[str, Any]) -> Message:
@@ -260,7 +261,7 @@ def _render_group(payload: dict[str, Any]) -> Message:
         chat_lines.append(chat_text(more))
         html_parts.append(f"<p>{html.escape(more)}</p>")
     return Message(title=title, text="\n".join(text_lines), html="".join(html_parts),
-                   chat="\n".join(chat_lines).rstrip(), data=payload)
+                   chat="\n".join(chat_lines).rstrip(), data=payload, chat_title=chat_text(title))
 
 
 def test_message(channel_name: str, now_iso: str) -> Message:
@@ -269,4 +270,4 @@ def test_message(channel_name: str, now_iso: str) -> Message:
     data = {"rule": None, "story_id": None, "headline": text, "url": None, "sources": [], "matched": [],
             "published": now_iso, "kind": "test"}
     return Message(title="[newsmon] test message", text=text + "\n", html=f"<p>{html.escape(text)}</p>",
-                   chat=chat_text(text), data=data)
+                   chat=chat_text(text), data=data, chat_title="[newsmon] test message")

@@ -1,0 +1,218 @@
+"""Channels against real loopback receivers: webhook and Apprise json:// (HTTP), email (aiosmtpd SMTP).
+
+Each test checks the number of messages, their content, that feed text is neutralised, that no secret
+reaches a log record, an outbox row or a report, and that a channel that is down loses nothing and does
+not hold the other channels up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from monitor.alerts import deliver_pending, send_test
+from monitor.errors import AlertError, UsageError
+from tests.http_receiver import HttpReceiver
+from tests.smtp_receiver import SmtpReceiver
+from tests.test_alerts_support import NOW, World, config_text, later, make_article
+
+HOOK_TOKEN = "hook-token-Zq81xV"
+HEADER_SECRET = "header-secret-7Hd2kP"
+SMTP_PASSWORD = "smtp-pass-Lm39wQ"
+SECRETS = (HOOK_TOKEN, HEADER_SECRET, SMTP_PASSWORD)
+
+HOSTILE_TITLE = ("Mali: <script>alert('x')</script> **breaking** [click](https://evil.example/phish) "
+                 "@everyone <!channel> _it_ `code` # title")
+HOSTILE = make_article("hostile", HOSTILE_TITLE, summary="Bamako <img src=x onerror=alert(1)>",
+                       url="https://news.example.org/mali?a=1&b=<2>")
+PLAIN = make_article("plain", "Mali: parliament approves the 2026 budget in Bamako")
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpReceiver]:
+    logging.getLogger("mail.log").setLevel(logging.INFO)     # the test server's own session dumps
+    with SmtpReceiver(user="desk", password=SMTP_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_TOKEN", HOOK_TOKEN)
+    monkeypatch.setenv("HOOK_HEADER", f"X-Newsmon-Token: {HEADER_SECRET}")
+    monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
+
+
+def rules(*channels: str) -> str:
+    names = ", ".join(f'"{name}"' for name in channels)
+    return f'[[rules]]\nname = "mali"\nquery = "Mali OR Bamako"\nchannels = [{names}]\n'
+
+
+def webhook_channel(receiver: HttpReceiver, name: str = "hook") -> str:
+    return (f'[[channels]]\nname = "{name}"\nurl = "webhook:{receiver.url("/hook")}?token=${{HOOK_TOKEN}}"\n'
+            f'secret_header = "${{HOOK_HEADER}}"\ntimeout = "5s"\n')
+
+
+def apprise_json_channel(receiver: HttpReceiver, name: str = "chat") -> str:
+    return f'[[channels]]\nname = "{name}"\nurl = "json://127.0.0.1:{receiver.port}/apprise"\ntimeout = "5s"\n'
+
+
+def mail_channel(smtp: SmtpReceiver, name: str = "mail") -> str:
+    url = (f"mailto://desk:${{SMTP_PASSWORD}}@127.0.0.1:{smtp.port}?smtp=127.0.0.1&from=newsmon@example.org"
+           f"&to=desk@example.org")
+    return f'[[channels]]\nname = "{name}"\nurl = "{url}"\ntimeout = "5s"\n'
+
+
+def assert_no_secret(world: World, caplog: pytest.LogCaptureFixture, *texts: str) -> None:
+    rows = json.dumps(world.alerts())
+    logged = "\n".join(record.getMessage() for record in caplog.records) + caplog.text
+    for secret in SECRETS:
+        assert secret not in logged
+        assert secret not in rows
+        for text in texts:
+            assert secret not in text
+
+
+def test_webhook_posts_our_alert_json_with_the_secret_header(
+        tmp_path: Path, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    w = World(tmp_path, config_text(rules=rules("hook"), channels=webhook_channel(receiver)))
+    w.ingest("RFI", PLAIN)
+    report = deliver_pending(w.store, w.config, now=NOW)
+    assert report.sent == 1
+    (request,) = receiver.accepted("/hook")
+    assert request.headers["x-newsmon-token"] == HEADER_SECRET
+    assert request.path.endswith(f"token={HOOK_TOKEN}")
+    body = request.json()
+    assert body["rule"] == "mali" and body["kind"] == "new" and body["headline"] == PLAIN.title
+    assert body["url"] == PLAIN.url and body["sources"][0]["feed"] == "RFI"
+    assert_no_secret(w, caplog)
+
+
+def test_webhook_down_loses_nothing_and_does_not_hold_up_other_channels(
+        tmp_path: Path, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "alerts.jsonl"
+    channels = webhook_channel(receiver) + f'[[channels]]\nname = "file"\nurl = "jsonl://{out}"\n'
+    w = World(tmp_path, config_text(rules=rules("hook", "file"), channels=channels))
+    receiver.status = 500
+    w.ingest("RFI", PLAIN)
+    w.ingest("RFI", make_article("second", "Flooding in Mopti: Mali asks for help"))
+    report = deliver_pending(w.store, w.config, now=NOW)
+    assert len(out.read_text().splitlines()) == 2            # the file channel went on
+    assert report.sent == 2 and report.retrying == 1 and report.waiting == 1
+    hook_rows = w.alerts(status="pending")
+    assert len(hook_rows) == 2 and {row["channel"] for row in hook_rows} == {"hook"}
+    assert any("HTTP 500" in (row["last_error"] or "") for row in hook_rows)
+    assert len(receiver.requests) == 1                       # one probe, the rest of the batch waited
+    receiver.status = 200
+    report = deliver_pending(w.store, w.config, now=later(minutes=1))
+    assert report.sent == 2
+    assert len(receiver.accepted("/hook")) == 2
+    assert deliver_pending(w.store, w.config, now=later(hours=1)).sent == 0    # nothing twice
+    assert len(receiver.accepted("/hook")) == 2
+    assert_no_secret(w, caplog, *report.errors)
+
+
+def test_apprise_json_receives_neutralised_text(
+        tmp_path: Path, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    w = World(tmp_path, config_text(rules=rules("chat"), channels=apprise_json_channel(receiver)))
+    w.ingest("RFI", HOSTILE)
+    assert deliver_pending(w.store, w.config, now=NOW).sent == 1
+    (request,) = receiver.accepted("/apprise")
+    payload = request.json()                                   # Apprise's own JSON, carrying our text
+    text = payload["title"] + "\n" + payload["message"]
+    for raw in ("<script", "**", "](", "@everyone", "<!channel>", "<img", "`", "_it_"):
+        assert raw not in text, raw
+    assert "breaking" in text and "everyone" in text           # the words stay readable
+    assert "https://news.example.org/mali?a=1&b=%3C2%3E" in text
+    assert_no_secret(w, caplog)
+
+
+def test_apprise_json_down_then_up(tmp_path: Path, receiver: HttpReceiver,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    w = World(tmp_path, config_text(rules=rules("chat"), channels=apprise_json_channel(receiver)))
+    w.ingest("RFI", PLAIN)
+    receiver.status = 503
+    report = deliver_pending(w.store, w.config, now=NOW)
+    assert report.retrying == 1
+    (row,) = w.alerts()
+    assert row["status"] == "pending" and row["last_error"] and "without a reason" not in row["last_error"]
+    receiver.status = 200
+    assert deliver_pending(w.store, w.config, now=later(minutes=1)).sent == 1
+    assert len(receiver.accepted("/apprise")) == 1
+
+
+def test_email_has_escaped_html_and_text_and_a_clean_subject(
+        tmp_path: Path, smtp: SmtpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    w = World(tmp_path, config_text(rules=rules("mail"), channels=mail_channel(smtp)))
+    w.ingest("RFI", HOSTILE)
+    assert deliver_pending(w.store, w.config, now=NOW).sent == 1
+    (message,) = smtp.messages
+    assert smtp.logins == ["desk"]
+    subject = str(message["Subject"])
+    assert subject.startswith("[newsmon] mali:") and "\n" not in subject
+    html_part = message.get_body(preferencelist=("html",))
+    text_part = message.get_body(preferencelist=("plain",))
+    assert html_part is not None and text_part is not None
+    html_body = html_part.get_content()
+    assert "<script" not in html_body and "<img" not in html_body
+    assert "&lt;script&gt;" in html_body
+    assert 'href="https://news.example.org/mali?a=1&amp;b=%3C2%3E"' in html_body
+    assert "Sources so far (1)" in text_part.get_content()
+    assert_no_secret(w, caplog)
+
+
+def test_smtp_refusing_then_recovering_delivers_once_and_the_webhook_is_not_held_up(
+        tmp_path: Path, smtp: SmtpReceiver, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    channels = mail_channel(smtp) + webhook_channel(receiver)
+    w = World(tmp_path, config_text(rules=rules("mail", "hook"), channels=channels))
+    smtp.refuse = True
+    w.ingest("RFI", PLAIN)
+    report = deliver_pending(w.store, w.config, now=NOW)
+    assert report.sent == 1 and report.retrying == 1
+    assert len(receiver.accepted("/hook")) == 1
+    (mail_row,) = w.alerts(status="pending")
+    assert mail_row["channel"] == "mail" and "failed" in mail_row["last_error"]
+    smtp.down()                                                # now it refuses connections outright
+    report = deliver_pending(w.store, w.config, now=later(minutes=1))
+    assert report.retrying == 1 and "Connection error" in w.alerts(status="pending")[0]["last_error"]
+    smtp.refuse = False
+    smtp.up()
+    assert deliver_pending(w.store, w.config, now=later(minutes=1.5)).sent == 0    # backoff (1 min): not due yet
+    assert deliver_pending(w.store, w.config, now=later(minutes=5)).sent == 1
+    assert len(smtp.messages) == 1
+    assert deliver_pending(w.store, w.config, now=later(hours=1)).sent == 0
+    assert len(smtp.messages) == 1 and len(receiver.accepted("/hook")) == 1
+    assert_no_secret(w, caplog, *report.errors)
+
+
+def test_send_test_says_what_happened(tmp_path: Path, receiver: HttpReceiver, smtp: SmtpReceiver,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    channels = webhook_channel(receiver) + mail_channel(smtp)
+    w = World(tmp_path, config_text(rules=rules("hook"), channels=channels))
+    outcome = send_test(w.config, "hook")
+    assert "hook" in outcome and HOOK_TOKEN not in outcome and "token=***" in outcome
+    assert receiver.accepted("/hook")[0].json()["kind"] == "test"
+    assert "mail" in send_test(w.config, "mail") and len(smtp.messages) == 1
+    smtp.down()
+    with pytest.raises(AlertError) as failure:
+        send_test(w.config, "mail")
+    assert "Connection error" in str(failure.value)
+    assert "log" in send_test(w.config, "log")
+    with pytest.raises(UsageError):
+        send_test(w.config, "nope")
+    assert_no_secret(w, caplog, outcome, str(failure.value))
