@@ -403,7 +403,7 @@ class _Parser:
             raise self.error(f"{field.text}: needs a word, a phrase or a group after it", field.pos)
         node = self.primary()
         fields = None if field.text == "text" else (field.text,)
-        return _apply_scope(node, fields, field, self)
+        return _apply_scope(node, fields)
 
 
 _META_EXAMPLE = {"feed": '"Al Jazeera"', "lang": "fr", "tag": "africa", "domain": "lemonde.fr"}
@@ -416,17 +416,17 @@ def _meta_value(field: str, value: str) -> str:
     return value
 
 
-def _apply_scope(node: Node, fields: tuple[str, ...] | None, tok: _Tok, parser: _Parser) -> Node:
+def _apply_scope(node: Node, fields: tuple[str, ...] | None) -> Node:
     """Push a field scope down to the terms; a scope already set inside wins."""
     if isinstance(node, Term):
         return node if node.fields is not None else Term(node.words, node.prefix, fields)
     if isinstance(node, Near):
         return node if node.fields is not None else Near(node.items, node.distance, fields)
     if isinstance(node, Meta):
-        raise parser.error(f"{tok.text}: cannot apply to {node.field}:", tok.pos)
+        return node  # feed:/lang:/tag:/domain: are fields of their own
     if isinstance(node, Not):
-        return Not(_apply_scope(node.child, fields, tok, parser))
-    children = tuple(_apply_scope(child, fields, tok, parser) for child in node.children)
+        return Not(_apply_scope(node.child, fields))
+    children = tuple(_apply_scope(child, fields) for child in node.children)
     return And(children) if isinstance(node, And) else Or(children)
 
 
