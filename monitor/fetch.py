@@ -359,21 +359,26 @@ class _Inflater:
         self._gzip = encoding in ("gzip", "x-gzip")
         self._wbits = 16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS
         self._obj = zlib.decompressobj(self._wbits)
-        self._started = False
+        # deflate only: the input seen before the first output, replayed as raw deflate if the
+        # zlib wrapper turns out to be missing
+        self._head: bytes | None = None if self._gzip else b""
         self._done = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._head is not None:
+            self._head = self._head + data if len(self._head) < _PIECE else None
         while not self._done:
             try:
                 out = self._obj.decompress(data, _PIECE)
             except zlib.error as exc:
-                if not self._gzip and not self._started and self._wbits > 0:
+                if self._head is not None and self._wbits > 0:
                     self._wbits = -zlib.MAX_WBITS  # raw deflate without the zlib wrapper
                     self._obj = zlib.decompressobj(self._wbits)
+                    data, self._head = self._head, None
                     continue
                 raise _BadEncoding(f"body is not valid {'gzip' if self._gzip else 'deflate'} data") from exc
-            self._started = True
             if out:
+                self._head = None
                 yield out
             if self._obj.eof:
                 data = self._obj.unused_data

@@ -423,3 +423,29 @@ def test_body_cut_short_is_a_protocol_error(feed_server: FeedServer, fetcher: Fe
 
     feed_server.add("/f", raw=short)
     assert fetch_error(fetcher, feed_server.url("/f")).kind == "protocol"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate-zlib", "deflate-raw"])
+@pytest.mark.parametrize("step", [1, 2, 7, 65536])
+def test_decoding_does_not_depend_on_how_the_body_is_cut(encoding: str, step: int) -> None:
+    from monitor.fetch import _BodyDecoder
+
+    body = FEED * 3000
+    blob = _encoded(encoding, body)
+    decoder = _BodyDecoder("gzip" if encoding == "gzip" else "deflate")
+    pieces = [piece for start in range(0, len(blob), step) for piece in decoder.feed(blob[start:start + step])]
+    pieces.extend(decoder.finish())
+    assert b"".join(pieces) == body
+    assert max(len(piece) for piece in pieces) <= 64 * 1024
+
+
+def test_stacked_encodings(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/z", zlib.compress(gzip.compress(FEED)), headers={"Content-Encoding": "gzip, deflate"})
+    assert fetcher.fetch(feed_server.url("/z")).body == FEED
+
+
+def test_raw_deflate_sent_in_tiny_chunks(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    blob = _encoded("deflate-raw", FEED * 100)
+    feed_server.add("/z", chunks=lambda: (blob[index:index + 1] for index in range(len(blob))),
+                    headers={"Content-Encoding": "deflate"})
+    assert fetcher.fetch(feed_server.url("/z")).body == FEED * 100
