@@ -449,3 +449,39 @@ def test_raw_deflate_sent_in_tiny_chunks(feed_server: FeedServer, fetcher: Fetch
     feed_server.add("/z", chunks=lambda: (blob[index:index + 1] for index in range(len(blob))),
                     headers={"Content-Encoding": "deflate"})
     assert fetcher.fetch(feed_server.url("/z")).body == FEED * 100
+
+
+def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, fetcher: Fetcher) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                context.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                pass  # the client refuses the certificate
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        error = fetch_error(fetcher, f"https://127.0.0.1:{listener.getsockname()[1]}/feed")
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+    assert error.kind == "tls"
+    assert "certificate" in error.message

@@ -399,3 +399,46 @@ def test_hostile_fetches_in_parallel_do_not_disturb_good_ones(feed_server: FeedS
             thread.join(timeout=30)
     assert outcomes == expected
     assert good == [FEED] * 20
+
+
+@contextmanager
+def raw_tcp_server(serve: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A one-connection-at-a-time TCP server on 127.0.0.1 running ``serve(conn)``; yields the port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    serve(conn)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
+def test_tls_handshake_trickled_hits_the_deadline() -> None:
+    def trickle_tls(conn: socket.socket) -> None:
+        conn.recv(4096)  # the ClientHello
+        conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record header announcing 16 KiB
+        for _ in range(100):
+            conn.sendall(b"\x00")
+            time.sleep(0.1)
+
+    limits = settings(deadline=1.5, connect_timeout=30, read_timeout=30)
+    with raw_tcp_server(trickle_tls) as port, Fetcher(limits) as fetcher:
+        error, measure = expect_error(fetcher, f"https://127.0.0.1:{port}/feed")
+    assert error.kind == "deadline"
+    assert measure.elapsed < limits.deadline + SLACK
