@@ -122,13 +122,13 @@ class Daemon:
                 on_result=self._after_poll,
             )
             self._write_start()
-            self._jobs = JobScheduler(self._job_specs())
-            self._jobs.start(_now_precise())
             self._check_watchdog()
             enabled = sum(1 for feed in self.config.feeds if feed.enabled)
+            self.notifier.ready(f"polling {enabled} feeds")
+            self._jobs = JobScheduler(self._job_specs())
+            self._jobs.start(_now_precise())
             log.info("daemon started pid=%d feeds=%d db=%s config=%s version=%s",
                      os.getpid(), enabled, self.db_path, self.config_path, __version__)
-            self.notifier.ready(f"polling {enabled} feeds")
             self._main_loop()
             return self._shutdown()
         finally:
@@ -247,7 +247,9 @@ class Daemon:
     def _poll_one(self, name: str) -> FeedPollResult:
         from monitor.pipeline import refresh_feed
 
-        return refresh_feed(self._ctx, name, owner=self.owner)
+        # The precise time (not whole seconds), so that the next check is rounded up from the real poll time
+        # and a short interval or a Retry-After is never undercut by the fraction of a second.
+        return refresh_feed(self._ctx, name, owner=self.owner, now=_now_precise())
 
     def _after_poll(self, feed: DueFeed, result: FeedPollResult) -> None:
         forgiven = self._network.observe(feed.name, feed.host, result)
