@@ -160,10 +160,17 @@ def test_digest_at_a_local_clock_time() -> None:
 
 def test_flood_control_folds_the_overflow_into_one_summary_and_drops_nothing(tmp_path: Path, out: Path) -> None:
     w = world(tmp_path, MALI_RULE, jsonl_channel(out, "max_per_hour = 3"))
-    towns = ["Gao", "Kidal", "Mopti", "Segou", "Kayes", "Sikasso", "Timbuktu"]
-    for index, town in enumerate(towns):
-        w.ingest("RFI", make_article(f"t{index}", f"Mali: {town} {index * 7 + 11} report on water from Bamako "
-                                                  f"engineers {'xyz' * index}"))
+    headlines = [
+        "Mali: Gao hospital receives new surgical equipment",
+        "Bamako stock exchange lists its first cotton cooperative",
+        "Mali football federation names Italian coach for qualifiers",
+        "Locust swarms threaten millet harvest near Segou, Mali",
+        "Bamako court sentences former mayor in land scandal",
+        "Mali launches solar power plant at Kita with 50 megawatts",
+        "Timbuktu manuscripts exhibition opens in Bamako museum",
+    ]
+    for index, headline in enumerate(headlines):
+        w.ingest("RFI", make_article(f"t{index}", headline))
     assert len(w.alerts()) == 7
     report = deliver_pending(w.store, w.config, now=NOW)
     assert report.sent == 3 and report.folded == 5

@@ -4,9 +4,10 @@ Guarantees:
 
 - an alert is marked ``sent`` right after its channel accepted it, in its own short transaction; the only
   way to send one twice is a crash (or SIGKILL) between a channel's acceptance and that mark;
-- rows are claimed (their ``next_attempt`` pushed ``CLAIM`` ahead) before sending, so a second process
-  delivering at the same time (``newsmon poll`` beside the daemon) does not pick them too; a crash after the
-  claim only delays them by ``CLAIM``;
+- rows are claimed (``next_attempt`` pushed ``CLAIM`` ahead, ``claimed_by`` = host:pid) before sending, so a
+  second process delivering at the same time (``newsmon poll`` beside the daemon) does not pick them too; the
+  claims of a process that died (SIGKILL, crash) are released by the next delivery run on the same host, so
+  its alerts go out at once after a restart (at worst ``CLAIM`` later when the dead owner cannot be checked);
 - a failure is retried with exponential backoff (``BACKOFF_BASE`` doubling up to ``BACKOFF_MAX``), attempts
   and the last (secret-free) error kept; a pending alert older than ``alert_give_up`` becomes ``failed``
   (still listed, ``newsmon alerts retry`` revives it);
@@ -20,7 +21,9 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -103,6 +106,7 @@ def _plan(store: Any, config: Any, specs: dict[str, ChannelSpec], now: datetime,
     give_up = _give_up_after(config)
     plan: dict[str, list[dict[str, Any]]] = {}
     with transaction(store) as conn:
+        _release_dead_claims(conn, now)
         report.failed += _expire(conn, now, give_up)
         by_channel: dict[str, list[dict[str, Any]]] = {}
         for row in outbox_sql.due_alerts(conn, now):
@@ -117,8 +121,36 @@ def _plan(store: Any, config: Any, specs: dict[str, ChannelSpec], now: datetime,
             to_send = _flood_control(conn, spec, rows, now, report)
             if to_send:
                 plan[channel] = to_send
-        outbox_sql.postpone(conn, [row["id"] for rows in plan.values() for row in rows], now + CLAIM)
+        outbox_sql.claim(conn, [row["id"] for rows in plan.values() for row in rows], now + CLAIM, claim_owner())
     return plan
+
+
+def claim_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True only when the claiming process ran on this host and no longer exists."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _release_dead_claims(conn: sqlite3.Connection, now: datetime) -> None:
+    for owner in outbox_sql.claim_owners(conn, now):
+        if _owner_is_dead(owner):
+            released = outbox_sql.release_claims(conn, owner, now)
+            log.warning("alerts claimed by a sender that died are due again owner=%s alerts=%d", owner, released)
 
 
 def _expire(conn: sqlite3.Connection, now: datetime, give_up: timedelta) -> int:

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     payload TEXT NOT NULL DEFAULT '{}',
     article_id INTEGER,
     folded_into INTEGER REFERENCES alerts(id),
+    claimed_by TEXT,
     UNIQUE (rule, story_id, channel, kind)
 );
 CREATE INDEX IF NOT EXISTS alerts_due ON alerts(status, next_attempt);
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS alert_digests (
 
 _COLUMNS = (
     "id, rule, story_id, channel, kind, status, created, next_attempt, attempts, last_error, sent_at, "
-    "payload, article_id, folded_into"
+    "payload, article_id, folded_into, claimed_by"
 )
 
 
@@ -168,11 +169,35 @@ def due_alerts(conn: sqlite3.Connection, now: datetime) -> list[dict[str, Any]]:
 
 
 def postpone(conn: sqlite3.Connection, alert_ids: list[int], until: datetime) -> None:
-    """Claim rows for a sender: another process will not pick them before ``until``."""
+    """Pending rows wait until ``until`` (unclaimed)."""
     conn.executemany(
-        "UPDATE alerts SET next_attempt = ? WHERE id = ? AND status = 'pending'",
+        "UPDATE alerts SET next_attempt = ?, claimed_by = NULL WHERE id = ? AND status = 'pending'",
         [(to_iso(until), alert_id) for alert_id in alert_ids],
     )
+
+
+def claim(conn: sqlite3.Connection, alert_ids: list[int], until: datetime, owner: str) -> None:
+    """Claim rows for a sender (``owner`` = "host:pid"): nobody else picks them before ``until``."""
+    conn.executemany(
+        "UPDATE alerts SET next_attempt = ?, claimed_by = ? WHERE id = ? AND status = 'pending'",
+        [(to_iso(until), owner, alert_id) for alert_id in alert_ids],
+    )
+
+
+def claim_owners(conn: sqlite3.Connection, now: datetime) -> list[str]:
+    """Owners of claims still running (pending rows claimed, not yet due again)."""
+    return [row[0] for row in conn.execute(
+        "SELECT DISTINCT claimed_by FROM alerts WHERE status = 'pending' AND claimed_by IS NOT NULL"
+        " AND next_attempt > ?", (to_iso(now),))]
+
+
+def release_claims(conn: sqlite3.Connection, owner: str, now: datetime) -> int:
+    """The claims of a sender that died: its rows are due again now."""
+    cursor = conn.execute(
+        "UPDATE alerts SET next_attempt = ?, claimed_by = NULL WHERE claimed_by = ? AND status = 'pending'",
+        (to_iso(now), owner),
+    )
+    return cursor.rowcount
 
 
 def messages_sent_since(conn: sqlite3.Connection, channel: str, since: datetime) -> int:
@@ -206,7 +231,7 @@ def mark_sent(conn: sqlite3.Connection, alert_id: int, now: datetime) -> None:
     stamp = to_iso(now)
     conn.execute(
         "UPDATE alerts SET status = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL,"
-        " next_attempt = NULL WHERE id = ?",
+        " next_attempt = NULL, claimed_by = NULL WHERE id = ?",
         (stamp, alert_id),
     )
     conn.execute(
@@ -218,7 +243,8 @@ def mark_sent(conn: sqlite3.Connection, alert_id: int, now: datetime) -> None:
 
 def mark_retry(conn: sqlite3.Connection, alert_id: int, error: str, next_attempt: datetime) -> None:
     conn.execute(
-        "UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_attempt = ? WHERE id = ?",
+        "UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_attempt = ?, claimed_by = NULL"
+        " WHERE id = ?",
         (error, to_iso(next_attempt), alert_id),
     )
 
@@ -226,8 +252,8 @@ def mark_retry(conn: sqlite3.Connection, alert_id: int, error: str, next_attempt
 def mark_failed(conn: sqlite3.Connection, alert_id: int, error: str, *, count_attempt: bool = True) -> None:
     increment = 1 if count_attempt else 0
     conn.execute(
-        "UPDATE alerts SET status = 'failed', attempts = attempts + ?, last_error = ?, next_attempt = NULL"
-        " WHERE id = ?",
+        "UPDATE alerts SET status = 'failed', attempts = attempts + ?, last_error = ?, next_attempt = NULL,"
+        " claimed_by = NULL WHERE id = ?",
         (increment, error, alert_id),
     )
     conn.execute(
@@ -263,7 +289,8 @@ def retry_failed(conn: sqlite3.Connection, now: datetime, alert_id: int | None =
         targets = [target] if status == "failed" else []
     for target in targets:
         conn.execute(
-            "UPDATE alerts SET status = 'pending', created = ?, next_attempt = ?, attempts = 0 WHERE id = ?",
+            "UPDATE alerts SET status = 'pending', created = ?, next_attempt = ?, attempts = 0, claimed_by = NULL"
+            " WHERE id = ?",
             (stamp, stamp, target),
         )
         conn.execute("UPDATE alerts SET status = 'held' WHERE folded_into = ?", (target,))
@@ -327,3 +354,15 @@ def waiting_story_alert(conn: sqlite3.Connection, *, rule: str, story_id: int, c
 def replace_payload(conn: sqlite3.Connection, alert_id: int, payload: dict[str, Any]) -> None:
     conn.execute("UPDATE alerts SET payload = ? WHERE id = ?",
                  (json.dumps(payload, ensure_ascii=False, sort_keys=True), alert_id))
+
+
+def make_due(conn: sqlite3.Connection, alert_id: int, now: datetime) -> int:
+    """A pending alert (or the pending digest/summary holding it) becomes due now; returns rows changed."""
+    row = conn.execute("SELECT folded_into FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    if row is None:
+        return 0
+    target = row[0] if row[0] is not None else alert_id
+    cursor = conn.execute(
+        "UPDATE alerts SET next_attempt = ?, claimed_by = NULL WHERE id = ? AND status = 'pending'",
+        (to_iso(now), target))
+    return cursor.rowcount
