@@ -1,0 +1,220 @@
+"""Status figures, heartbeat liveness, retention and backup on real SQLite archives."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import UsageError
+from monitor.models import Article
+from monitor.pipeline import ingest_articles
+from monitor.store import Store
+from monitor.store.retention import delete_old_articles, run_retention
+from monitor.store.schema import CORE_SCHEMA, FTS_SCHEMA, run_script
+from monitor.store.status import (
+    backup,
+    collect_status,
+    daemon_state,
+    read_heartbeat,
+    write_heartbeat,
+)
+from monitor.timeutil import to_iso
+
+NOW = datetime(2026, 2, 17, 8, 0, 0, tzinfo=timezone.utc)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def article(key: str, title: str, *, when: datetime) -> Article:
+    return Article(
+        key=f"guid:{key}", url=f"https://news.example.org/{key}", guid=key, title=title, summary=f"{title} summary",
+        content="", published=when, published_source="published", undated=False, first_seen=when,
+        language="en", domain="news.example.org", fingerprint=key,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(tmp_path / "archive.db")
+    yield opened
+    opened.close()
+
+
+def add_feed(store: Store, name: str, **cols: object) -> None:
+    values = {"name": name, "url": f"https://{name}.example.org/rss", "created": to_iso(NOW)}
+    values.update(cols)
+    with store.transaction() as conn:
+        conn.execute(f"INSERT INTO feeds ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                     tuple(values.values()))
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+def test_heartbeat_round_trip_and_liveness(store: Store) -> None:
+    with store.transaction() as conn:
+        write_heartbeat(conn, {"pid": str(os.getpid()), "host": socket.gethostname(), "started": to_iso(NOW),
+                               "last_tick": to_iso(NOW), "stats": {"polls": 3}})
+    beat = read_heartbeat(store.conn)
+    assert beat["pid"] == str(os.getpid()) and json.loads(beat["stats"]) == {"polls": 3}
+    alive = daemon_state(beat, now=NOW + timedelta(seconds=5))
+    assert alive.running and alive.stats == {"polls": 3}
+    stale = daemon_state(beat, now=NOW + timedelta(minutes=10))
+    assert not stale.running and "no heartbeat" in stale.reason
+    with store.transaction() as conn:
+        write_heartbeat(conn, {"pid": None, "stopped": to_iso(NOW)})
+    stopped = daemon_state(read_heartbeat(store.conn), now=NOW)
+    assert not stopped.running and stopped.reason == f"stopped at {to_iso(NOW)}"
+    assert not daemon_state({}, now=NOW).running
+
+
+def test_a_dead_pid_on_this_host_is_not_running() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    beat = {"pid": str(child.pid), "host": socket.gethostname(), "last_tick": to_iso(NOW)}
+    state = daemon_state(beat, now=NOW)
+    assert not state.running and "did not stop cleanly" in state.reason
+    # on another host only the heartbeat's age can tell
+    assert daemon_state({**beat, "host": "elsewhere"}, now=NOW).running
+
+
+# --------------------------------------------------------------------------- status figures
+
+
+def test_collect_status_counts_feeds_by_health(store: Store, tmp_path: Path) -> None:
+    add_feed(store, "ok", last_success=to_iso(NOW), next_check=to_iso(NOW + timedelta(minutes=5)))
+    add_feed(store, "due", next_check=to_iso(NOW - timedelta(minutes=1)))
+    add_feed(store, "new")
+    add_feed(store, "flaky", consecutive_errors=2, last_error="timed out", last_error_kind="timeout",
+             next_check=to_iso(NOW + timedelta(minutes=5)))
+    add_feed(store, "dead", consecutive_errors=7, last_error="HTTP 500", last_error_kind="http_status",
+             last_status=500, next_check=to_iso(NOW + timedelta(hours=1)))
+    add_feed(store, "gone", gone=1, last_error="HTTP 410")
+    add_feed(store, "moved", permanent_url="https://moved.example.net/rss", next_check=to_iso(NOW + timedelta(hours=1)))
+    add_feed(store, "off", enabled=0)
+    ingest_articles(store, "ok", [article("a", "Alpha", when=NOW)], now=NOW)
+    report = collect_status(store.conn, db_path=tmp_path / "archive.db", now=NOW, failing_after=5)
+    assert report["feeds"] == {
+        "total": 8, "enabled": 7, "ok": 4, "erroring": 1, "failing": 1, "due": 2, "polling": 0, "gone": 1,
+        "never_polled": 6, "disabled": 1,
+    }
+    assert [f["name"] for f in report["failing"]] == ["dead"]
+    assert report["failing"][0]["last_error"] == "HTTP 500"
+    assert [f["name"] for f in report["erroring"]] == ["flaky"]
+    assert report["gone"][0]["name"] == "gone"
+    assert report["moved"] == [{"name": "moved", "url": "https://moved.example.org/rss",
+                                "permanent_url": "https://moved.example.net/rss"}]
+    assert report["articles"] == 1 and report["stories"] == 1
+    assert report["alerts"] == {"pending": 0, "sent": 0, "failed": 0, "held": 0}
+    assert report["database"]["bytes"] > 0 and report["database"]["schema"] >= 1
+    assert not report["daemon"]["running"]
+    json.dumps(report)
+
+
+def test_status_of_an_older_archive_without_story_and_alert_tables(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.db")
+    run_script(conn, CORE_SCHEMA)
+    run_script(conn, FTS_SCHEMA)
+    conn.commit()
+    report = collect_status(conn, db_path=tmp_path / "old.db", now=NOW, failing_after=5)
+    assert report["articles"] == 0 and report["stories"] is None and report["alerts"] is None
+    # retention copes too
+    result = delete_old_articles(lambda: _autocommit(conn), now=NOW, retention=timedelta(days=1))
+    assert result.articles == 0
+    conn.close()
+
+
+class _autocommit:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.commit()
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def test_retention_keeps_recent_and_alerted_articles(store: Store) -> None:
+    old = NOW - timedelta(days=400)
+    ingest_articles(store, "wire", [article("old1", "Ancient harvest", when=old),
+                                    article("old2", "Forgotten treaty", when=old),
+                                    article("new1", "Fresh harvest", when=NOW)], now=old)
+    with store.transaction() as conn:
+        story_of = dict(conn.execute(
+            "SELECT a.guid, sa.story_id FROM articles a JOIN story_articles sa ON sa.article_id = a.id"))
+        conn.execute("INSERT INTO alerts (rule, story_id, channel, kind, status, created) "
+                     "VALUES ('treaty', ?, 'log', 'new', 'sent', ?)", (story_of["old2"], to_iso(old)))
+        conn.execute("INSERT INTO fetch_log (feed_id, at, outcome) SELECT id, ?, 'ok' FROM feeds", (to_iso(old),))
+    result = run_retention(store, now=NOW, retention=timedelta(days=365))
+    assert result.articles == 1 and result.fetch_log == 1 and result.stories >= 1
+    rows = store.conn.execute("SELECT guid FROM articles ORDER BY guid").fetchall()
+    assert rows == [("new1",), ("old2",)]
+    # the FTS index follows (delete trigger), and no story row points at a deleted article
+    fts = store.conn.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'harvest'").fetchall()
+    assert len(fts) == 1
+    assert store.conn.execute(
+        "SELECT COUNT(*) FROM story_articles WHERE article_id NOT IN (SELECT id FROM articles)").fetchone() == (0,)
+    assert store.conn.execute("SELECT COUNT(*) FROM article_feeds WHERE article_id NOT IN "
+                              "(SELECT id FROM articles)").fetchone() == (0,)
+    assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    store.conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+    # idempotent
+    assert run_retention(store, now=NOW, retention=timedelta(days=365)).articles == 0
+
+
+def test_retention_works_in_batches(store: Store) -> None:
+    old = NOW - timedelta(days=30)
+    ingest_articles(store, "wire", [article(f"k{i}", f"Item number {i}", when=old) for i in range(23)], now=old)
+    result = delete_old_articles(store.transaction, now=NOW, retention=timedelta(days=7), batch=5)
+    assert result.articles == 23
+    assert store.conn.execute("SELECT COUNT(*) FROM articles").fetchone() == (0,)
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def test_backup_refuses_to_overwrite_and_is_consistent(store: Store, tmp_path: Path) -> None:
+    ingest_articles(store, "wire", [article("b1", "Backup me", when=NOW)], now=NOW)
+    reader = Store.open(tmp_path / "archive.db", readonly=True)
+    target = tmp_path / "copy.db"
+    size = backup(reader.conn, target)
+    assert size == target.stat().st_size > 0
+    with pytest.raises(UsageError, match="--force"):
+        backup(reader.conn, target)
+    ingest_articles(store, "wire", [article("b2", "Second", when=NOW)], now=NOW)
+    backup(reader.conn, target, force=True)
+    copy = sqlite3.connect(target)
+    assert copy.execute("SELECT COUNT(*) FROM articles").fetchone() == (2,)
+    copy.close()
+    with pytest.raises(UsageError, match="does not exist"):
+        backup(reader.conn, tmp_path / "no" / "such" / "dir.db")
+    assert not list(tmp_path.glob(".*.partial"))
+    reader.close()
+
+
+def test_status_command_without_a_daemon(store: Store, tmp_path: Path) -> None:
+    add_feed(store, "wire", last_success=to_iso(NOW))
+    config = tmp_path / "feeds.toml"
+    config.write_text('[[feeds]]\nname = "wire"\nurl = "https://wire.example.org/rss"\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    from tests.test_daemon import newsmon_argv
+
+    done = subprocess.run(newsmon_argv("--config", str(config), "--db", str(tmp_path / "archive.db"), "status"),
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "not running (no daemon has run on this archive)" in done.stdout
+    assert "1 enabled" in done.stdout
+    missing = subprocess.run(newsmon_argv("--config", str(config), "--db", str(tmp_path / "none.db"), "status"),
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 1 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
