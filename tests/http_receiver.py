@@ -33,7 +33,7 @@ class ReceivedRequest:
 
 
 class HttpReceiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.status = 200
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
@@ -61,7 +61,7 @@ class HttpReceiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test server
                 return
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-receiver", daemon=True)
