@@ -32,8 +32,8 @@ from bs4.builder import ParserRejectedMarkup
 logger = logging.getLogger(__name__)
 
 # Feed fragments are often short or start with an XML declaration; bs4's hints about that are noise here.
-warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning, module="bs4")
-warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning, module="bs4")
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 PARSER = "html.parser"
 
