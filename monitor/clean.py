@@ -14,7 +14,7 @@ standard library's ``html.parser`` (no lxml dependency). What it does:
 - soft hyphens, zero-width characters, the BOM and C0/C1 control characters are removed;
 - HTML that was escaped twice (``&lt;p&gt;``) is unwrapped once more.
 
-A string with no ``<`` and no ``&`` skips BeautifulSoup (only the character and whitespace clean-up
+Input longer than ``MAX_HTML_CHARS`` (1,000,000) is cut to that length first. A string with no ``<`` and no ``&`` skips BeautifulSoup (only the character and whitespace clean-up
 runs); one with ``&`` but no ``<`` is only unescaped. ``html_to_text`` never raises on garbage: markup
 the parser rejects falls back to a tag-stripping regular expression.
 """
@@ -36,6 +36,7 @@ warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
 warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 
 PARSER = "html.parser"
+MAX_HTML_CHARS = 1_000_000  # longer fields are cut before parsing: no article needs more, a hostile feed may send more
 
 DROPPED_ELEMENTS = frozenset({
     "script", "style", "noscript", "iframe", "frame", "frameset", "object", "embed", "applet", "svg",
@@ -71,6 +72,9 @@ def html_to_text(html_text: str) -> str:
         return ""
     if not isinstance(html_text, str):
         html_text = str(html_text)
+    if len(html_text) > MAX_HTML_CHARS:
+        logger.debug("html field cut chars=%d limit=%d", len(html_text), MAX_HTML_CHARS)
+        html_text = html_text[:MAX_HTML_CHARS]
     if "<" not in html_text:
         if "&" not in html_text:
             return normalize_whitespace(html_text)

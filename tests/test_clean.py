@@ -93,3 +93,11 @@ def test_html_to_text_never_raises_property(text: str) -> None:
     assert result == result.strip()
     assert "\u00ad" not in result and "\u00a0" not in result
     assert clean_title(text).count("\n") == 0
+
+
+def test_huge_fields_are_cut_before_parsing() -> None:
+    from monitor.clean import MAX_HTML_CHARS
+
+    text = html_to_text("<p>word </p>" * (MAX_HTML_CHARS // 5))
+    assert len(text) <= MAX_HTML_CHARS
+    assert text.startswith("word\nword")
