@@ -14,9 +14,10 @@ standard library's ``html.parser`` (no lxml dependency). What it does:
 - soft hyphens, zero-width characters, the BOM and C0/C1 control characters are removed;
 - HTML that was escaped twice (``&lt;p&gt;``) is unwrapped once more.
 
-Input longer than ``MAX_HTML_CHARS`` (1,000,000) is cut to that length first. A string with no ``<`` and no ``&`` skips BeautifulSoup (only the character and whitespace clean-up
-runs); one with ``&`` but no ``<`` is only unescaped. ``html_to_text`` never raises on garbage: markup
-the parser rejects falls back to a tag-stripping regular expression.
+Input longer than ``MAX_HTML_CHARS`` (1,000,000) is cut to that length first. A string with no ``<``
+and no ``&`` skips BeautifulSoup (only the character and whitespace clean-up runs); one with ``&`` but
+no ``<`` is only unescaped. ``html_to_text`` never raises on garbage: markup the parser rejects falls
+back to a tag-stripping regular expression.
 """
 
 from __future__ import annotations
