@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
@@ -362,3 +364,45 @@ def test_billion_laughs_does_not_expand() -> None:
         ).encode()
         parsed = parse_feed(body)
         assert len(repr(parsed)) < 10_000
+
+
+# ------------------------------------------------------------------------------------------ robustness
+
+_XMLISH = st.lists(st.sampled_from([
+    b"<rss version='2.0'>", b"<channel>", b"<item>", b"</item>", b"<title>", b"</title>", b"<feed xmlns='http://www.w3.org/2005/Atom'>",
+    b"<entry>", b"<link href='x'/>", b"<guid>", b"</guid>", b"&amp;", b"&bogus;", b"<![CDATA[", b"]]>", b"\xff\xfe",
+    b"<?xml version='1.0' encoding='utf-16'?>", b"<!DOCTYPE x [<!ENTITY a 'b'>]>", b"{", b'"version":', b"text", b"\x00",
+]), max_size=30).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), _XMLISH))
+def test_any_bytes_give_a_feed_or_a_parse_error(body: bytes) -> None:
+    try:
+        parsed = parse_feed(body, {"content-type": "application/xml"})
+    except ParseError as exc:
+        assert exc.kind in {"empty", "not_a_feed", "html_page", "invalid_json", "malformed"}
+    else:
+        assert all(isinstance(entry.title, str) for entry in parsed.entries)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["id", "url", "title", "items", "authors", "author", "name", "tags", "attachments",
+                         "date_published", "date_modified", "content_html", "summary", "language"]),
+        children, max_size=6),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES, _JSON_VALUES)
+def test_any_json_feed_shape_gives_a_feed_or_a_parse_error(items: object, extra: object) -> None:
+    document = {"version": "https://jsonfeed.org/version/1.1", "items": items, "title": extra, "authors": extra}
+    try:
+        parsed = parse_feed(json.dumps(document).encode(), {"content-type": "application/feed+json"})
+    except ParseError as exc:
+        assert exc.kind in {"invalid_json", "not_a_feed"}
+    else:
+        assert all(isinstance(entry.title, str) and isinstance(entry.authors, list) for entry in parsed.entries)
