@@ -194,6 +194,7 @@ def normalize_entry(
     - language: the entry's, else the feed's, else the configured one; primary subtag, lower-case
       (``en-US`` → ``en``); values that are not a 2-3 letter code are skipped.
     - authors, categories: cleaned, deduplicated case-insensitively, first spelling and order kept.
+    - fingerprint: ``text_fingerprint(title, summary)`` (the content when the summary is empty).
     - key: see ``article_key``; ``feed_link`` (the feed's homepage) and ``shared_guids`` (from
       ``shared_guids(entries)``) let it reject GUIDs that identify nothing.
     """
@@ -208,7 +209,7 @@ def normalize_entry(
     published, source = _published(entry, seen_at)
     return Article(
         key=article_key(
-            entry, url, merge_urls, title=title, summary=summary or content,
+            entry, url, merge_urls, title=title, summary=summary, content=content,
             feed_link=feed_link, shared_guids=shared_guids,
         ),
         url=url,
@@ -229,13 +230,15 @@ def normalize_entry(
 
 
 def _published(entry: Entry, seen_at: datetime) -> tuple[datetime, str]:
-    """``seen_at`` and the entry's dates are UTC-aware (a naive ``seen_at`` is taken as UTC)."""
+    """The article date and its source. Naive datetimes are taken as UTC."""
     if entry.published is not None:
         value, source = entry.published, "published"
     elif entry.updated is not None:
         value, source = entry.updated, "updated"
     else:
         return seen_at, "first_seen"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
     if value > seen_at + CLOCK_SKEW:
         value = seen_at
     return value, source
@@ -281,6 +284,7 @@ def article_key(
     *,
     title: str | None = None,
     summary: str | None = None,
+    content: str | None = None,
     feed_link: str | None = None,
     shared_guids: Collection[str] = (),
 ) -> str:
@@ -292,9 +296,11 @@ def article_key(
        (``shared_guids``).
     2. ``"url:" + canonical URL`` when ``merge_urls`` is on (it is off for a feed whose entries all
        link to one page, see ``feed_has_single_link``) and the URL is not a site root.
-    3. ``"hash:" + sha1`` of the clean title and summary (the content when both are empty).
+    3. ``"hash:" + sha1`` of the clean title and the clean summary (the clean content when the summary
+       is empty).
 
-    ``title`` and ``summary`` are the clean texts when the caller has them (else they are cleaned here).
+    ``title``, ``summary`` and ``content`` are the clean texts when the caller has them (else they are
+    cleaned here).
     """
     homepage = canonical_url(feed_link) if feed_link else None
     guid = (entry.guid or "").strip()
@@ -304,8 +310,8 @@ def article_key(
         return "url:" + canonical
     clean_title_text = clean_title(entry.title) if title is None else title
     clean_summary = html_to_text(entry.summary) if summary is None else summary
-    if not clean_title_text and not clean_summary:
-        clean_summary = html_to_text(entry.content)
+    if not clean_summary:
+        clean_summary = html_to_text(entry.content) if content is None else content
     digest = hashlib.sha1(f"{clean_title_text}\n{clean_summary}".encode("utf-8", "surrogatepass")).hexdigest()
     return "hash:" + digest
 

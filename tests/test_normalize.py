@@ -233,10 +233,17 @@ def test_site_root_url_is_not_a_key() -> None:
     assert article_key(entry, "https://x.example/").startswith("hash:")
 
 
-def test_hash_key_uses_content_when_title_and_summary_are_empty() -> None:
+def test_hash_key_uses_content_when_summary_is_empty() -> None:
     first = article_key(make_entry(guid=None, title="", summary="", content="<p>body one</p>"), None)
     second = article_key(make_entry(guid=None, title="", summary="", content="<p>body two</p>"), None)
     assert first != second
+    entry = make_entry(guid=None, summary="", content="<p>body one</p>")
+    assert normalize_entry(entry, seen_at=SEEN, merge_urls=False).key == article_key(entry, None, merge_urls=False)
+
+
+def test_naive_entry_dates_are_taken_as_utc() -> None:
+    article = normalize_entry(make_entry(published=datetime(2026, 2, 17, 8, 0)), seen_at=SEEN)
+    assert article.published == datetime(2026, 2, 17, 8, 0, tzinfo=UTC)
 
 
 def test_feed_has_single_link() -> None:
