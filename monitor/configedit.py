@@ -1,29 +1,41 @@
 """Careful edits of the config file's ``[[feeds]]``: add, remove, enable, disable.
 
-The file is edited with tomlkit, so comments, blank lines and key order stay as the user
-wrote them. Every edit follows the same steps:
+Comments, blank lines and key order stay as the user wrote them. Every edit follows the same steps:
 
-1. read the file and parse it with tomlkit (a ``ConfigError`` if it is missing or not TOML);
-2. change the document in memory;
-3. validate the new text with ``monitor.config.parse_config`` (the rules the daemon applies);
+1. read the file and validate it with ``monitor.config.parse_config`` (a config that is not valid
+   to begin with is not edited: ``ConfigError``);
+2. make the change on the text (see below);
+3. validate the new text with ``parse_config`` and check that it holds exactly the intended feeds;
    a change that would leave an invalid config raises ``ConfigError`` and writes nothing;
-4. write a temporary file beside the config and ``os.replace`` it over the original, so a
-   crash never leaves a half-written file; the original's permission bits are kept. If the
-   file changed on disk while we were working, nothing is written (``ConfigError``).
+4. write a temporary file beside the config and ``os.replace`` it over the original, so a crash
+   never leaves a half-written file; the original's permission bits (and owner, as root) are kept.
+   If the file changed on disk meanwhile, nothing is written (``ConfigError``).
 
-Duplicates: a feed whose URL is already configured (same ``canonical_url``, or the same URL
-up to case of scheme/host and a trailing slash, which is what ``load_config`` refuses) is
-skipped with a reason. A name already used (compared case-insensitively) is refused by
-``add_feed`` and given a numbered suffix (``"Name (2)"``) by ``add_feeds(..., rename=True)``,
-which is what OPML import uses.
+How the text is changed: ``[[feeds]]`` tables are located line by line and edited in place
+(appending after the last feed, cutting a feed out, setting ``enabled``), which keeps large
+configs fast (10,000 feeds import in a few seconds). When that cannot be done safely (feeds
+written as an inline array, no ``[[feeds]]`` yet, multi-line strings that confuse the line
+scan: anything where the check of step 3 fails), the edit is redone with tomlkit, which keeps
+formatting too but is slow on very large files.
 
-Comments: the comment lines directly above a ``[[feeds]]`` header belong to that feed; they go
-when it is removed. Comment lines after the last feed (for instance a ``# --- rules`` banner)
-stay where they are when feeds are appended or removed.
+Which comments belong to a feed: the comment lines directly above its ``[[feeds]]`` header
+(no blank line between; except above the first feed, where they read as a section banner) and
+those directly after its last key. They go when the feed is removed.
+Comment lines separated by a blank line (for instance a ``# --- rules`` banner after the last
+feed) belong to what follows and stay where they are.
+
+Duplicates: a feed whose URL is already configured (same ``normalize.canonical_url``, or the same
+URL up to case of scheme/host and a trailing slash, which ``load_config`` refuses) is skipped
+with a reason. A name already used (compared case-insensitively) is refused by ``add_feed`` and
+given a numbered suffix (``"Name (2)"``) by ``add_feeds(..., rename=True)``, as OPML import does.
+
+``${`` starts an environment or file reference in the config, so names and tags that come from
+outside (feed and OPML titles) have it defused as ``$ {``, and URLs containing it are rejected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -39,12 +51,11 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import AoT, Array, Comment, Item, Table, Whitespace
 
-from monitor.config import parse_config
+from monitor.config import Config, FeedConfig, parse_config
 from monitor.errors import ConfigError, UsageError
 from monitor.normalize import canonical_url
 from monitor.opml import check_feed_url
 from monitor.timeutil import parse_duration
-
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +63,13 @@ MAX_NAME = 100  # what monitor.config accepts
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FEED_KEYS = {"name", "title", "url", "interval", "language", "tags", "enabled"}
+_FEEDS_HEADER = re.compile(r"^\s*\[\[\s*feeds\s*\]\]\s*(?:#.*)?$")
+_ANY_HEADER = re.compile(r"^\s*\[")
+_BLANK = re.compile(r"^\s*$")
+_COMMENT = re.compile(r"^\s*#")
+_ENABLED_LINE = re.compile(r"^(\s*enabled\s*=\s*)(true|false)(\s*(?:#.*)?)$")
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_TOML_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,10 @@ class FeedChange:
     reason: str | None = None
 
 
+class _FastPathFailed(Exception):
+    """The line-based edit did not give exactly the intended feeds: redo it with tomlkit."""
+
+
 # --------------------------------------------------------------------------- names and URLs
 
 
@@ -73,7 +95,7 @@ def feed_name(title: str | None, url: str) -> str:
     name = " ".join(name.split())
     if not name or name.lower().startswith(("http://", "https://")):
         name = _name_from_url(name or url)
-    return _truncate(name, MAX_NAME)
+    return _truncate(_defuse(name), MAX_NAME)
 
 
 def _name_from_url(url: str) -> str:
@@ -83,6 +105,10 @@ def _name_from_url(url: str) -> str:
     if parts.query:
         name += "?" + parts.query
     return " ".join(_CONTROL.sub(" ", name).split()) or "feed"
+
+
+def _defuse(text: str) -> str:
+    return text.replace("${", "$ {")
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -116,17 +142,19 @@ def _unique_name(base: str, taken: set[str]) -> str:
 
 
 @dataclass
-class _Loaded:
+class _Source:
     path: Path
-    document: tomlkit.TOMLDocument
+    text: str
     stat: os.stat_result
+    config: Config
 
 
-def _load(path: str | os.PathLike[str]) -> _Loaded:
+def _read(path: str | os.PathLike[str]) -> _Source:
     config_path = Path(path)
     try:
         stat = config_path.stat()
-        text = config_path.read_text(encoding="utf-8")
+        with open(config_path, encoding="utf-8", newline="") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise ConfigError("no such file (create one with `newsmon init`, or pass --config)",
                           path=str(config_path)) from None
@@ -134,43 +162,24 @@ def _load(path: str | os.PathLike[str]) -> _Loaded:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=str(config_path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(config_path)) from None
-    parse_config(text, config_path)  # refuse to edit a config that is not valid to begin with
+    config = parse_config(text, config_path)  # a config that is not valid to begin with is not edited
+    return _Source(path=config_path, text=text, stat=stat, config=config)
+
+
+def _validate(source: _Source, text: str) -> Config:
     try:
-        document = tomlkit.parse(text)
-    except tomlkit.exceptions.ParseError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", path=str(config_path)) from exc
-    return _Loaded(path=config_path, document=document, stat=stat)
-
-
-def _feeds_array(loaded: _Loaded, *, create: bool) -> AoT | Array | None:
-    document = loaded.document
-    if "feeds" not in document:
-        if not create:
-            return None
-        document.append("feeds", tomlkit.aot())
-    feeds = document["feeds"]
-    if not isinstance(feeds, (AoT, Array)):
-        raise ConfigError("must be an array of tables: write [[feeds]] before each entry",
-                          path=str(loaded.path), key="feeds")
-    return feeds
-
-
-def _validated_text(loaded: _Loaded) -> str:
-    text = tomlkit.dumps(loaded.document)
-    try:
-        parse_config(text, loaded.path)
+        return parse_config(text, source.path)
     except ConfigError as exc:
         raise ConfigError(f"left unchanged, because the change would make it invalid: {exc.reason}",
-                          path=str(loaded.path), key=exc.key) from exc
-    return text
+                          path=str(source.path), key=exc.key) from exc
 
 
-def _write(loaded: _Loaded, text: str) -> None:
+def _write(source: _Source, text: str) -> None:
     """Replace the config file atomically, refusing if it changed since it was read."""
-    path = loaded.path
+    path = source.path
     current = path.stat()
     if (current.st_mtime_ns, current.st_size, current.st_ino) != (
-        loaded.stat.st_mtime_ns, loaded.stat.st_size, loaded.stat.st_ino
+        source.stat.st_mtime_ns, source.stat.st_size, source.stat.st_ino
     ):
         raise ConfigError("changed on disk while it was being edited; nothing written, try again",
                           path=str(path))
@@ -184,9 +193,9 @@ def _write(loaded: _Loaded, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_path, loaded.stat.st_mode & 0o7777)
+        os.chmod(temp_path, source.stat.st_mode & 0o7777)
         if os.geteuid() == 0:
-            os.chown(temp_path, loaded.stat.st_uid, loaded.stat.st_gid)
+            os.chown(temp_path, source.stat.st_uid, source.stat.st_gid)
         os.replace(temp_path, path)
     except OSError as exc:
         raise ConfigError(f"cannot be written: {exc.strerror or exc}", path=str(path)) from exc
@@ -196,21 +205,114 @@ def _write(loaded: _Loaded, text: str) -> None:
     log.info("config written path=%s bytes=%d", path, len(text.encode("utf-8")))
 
 
-def _existing(feeds: AoT | Array | None) -> tuple[set[str], dict[str, str]]:
-    """Names (case-folded) and URL identities → name of the feeds already configured."""
-    names: set[str] = set()
-    urls: dict[str, str] = {}
-    for table in feeds or ():
-        name = str(table.get("name", ""))
-        names.add(name.strip().casefold())
-        url = table.get("url")
-        if isinstance(url, str):
-            for key in url_keys(url):
-                urls.setdefault(key, name)
-    return names, urls
+def _commit(source: _Source, text: str, expected: Sequence[FeedConfig] | None, *, dry_run: bool = False,
+            fast: bool = False) -> None:
+    """Validate ``text``; check its feeds are ``expected`` (when given); write it unless ``dry_run``.
+
+    ``fast``: the text comes from the line-based edit, whose every failure means "redo with tomlkit"."""
+    try:
+        config = _validate(source, text)
+    except ConfigError as exc:
+        if fast:
+            raise _FastPathFailed(str(exc)) from exc
+        raise
+    if expected is not None and (
+        tuple(config.feeds) != tuple(expected)
+        or dataclasses.replace(config, feeds=()) != dataclasses.replace(source.config, feeds=())
+    ):
+        if fast:
+            raise _FastPathFailed("the edited text does not hold the intended feeds")
+        raise ConfigError("could not be edited safely (the edited file would not hold exactly the intended "
+                          "feeds); nothing written: please edit it by hand", path=str(source.path))
+    if not dry_run:
+        _write(source, text)
 
 
-# --------------------------------------------------------------------------- trivia handling
+# --------------------------------------------------------------------------- locating [[feeds]] in the text
+
+
+@dataclass(frozen=True)
+class _Region:
+    lead: int          # first line of the comments directly above the header (or the header)
+    header: int        # the [[feeds]] line
+    content_end: int   # one past the last key line
+    end: int           # one past the comment lines attached after the last key
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self.newline = "\r\n" if "\r\n" in text else "\n"
+        self.lines = text.split("\n")
+        if self.newline == "\r\n":
+            self.lines = [line.removesuffix("\r") for line in self.lines]
+
+    def text(self) -> str:
+        return self.newline.join(self.lines)
+
+    def regions(self) -> list[_Region]:
+        lines = self.lines
+        headers = [index for index, line in enumerate(lines) if _ANY_HEADER.match(line)]
+        regions: list[_Region] = []
+        for position, header in enumerate(headers):
+            if not _FEEDS_HEADER.match(lines[header]):
+                continue
+            following = headers[position + 1] if position + 1 < len(headers) else len(lines)
+            content_end = following
+            while content_end > header + 1 and (_BLANK.match(lines[content_end - 1])
+                                                or _COMMENT.match(lines[content_end - 1])):
+                content_end -= 1
+            next_lead = following
+            while next_lead > content_end and _COMMENT.match(lines[next_lead - 1]):
+                next_lead -= 1
+            end = content_end
+            while end < next_lead and _COMMENT.match(lines[end]):
+                end += 1
+            lead = header
+            after_feed = position > 0 and _FEEDS_HEADER.match(lines[headers[position - 1]])
+            while after_feed and lead > 0 and _COMMENT.match(lines[lead - 1]):
+                lead -= 1  # (above the first feed, comments are a section banner: not the feed's)
+            if regions and lead < regions[-1].end:
+                lead = regions[-1].end
+            regions.append(_Region(lead=lead, header=header, content_end=content_end, end=end))
+        return regions
+
+
+def _toml_string(value: str) -> str:
+    escaped = _TOML_NEEDS_ESCAPE.sub(lambda m: _TOML_ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), value)
+    return f'"{escaped}"'
+
+
+def _table_lines(name: str, values: Mapping[str, Any]) -> list[str]:
+    lines = ["[[feeds]]", f"name = {_toml_string(name)}", f"url = {_toml_string(values['url'])}"]
+    for key in ("interval", "language"):
+        if key in values:
+            lines.append(f"{key} = {_toml_string(values[key])}")
+    if values.get("tags"):
+        lines.append("tags = [" + ", ".join(_toml_string(tag) for tag in values["tags"]) + "]")
+    if values.get("enabled") is False:
+        lines.append("enabled = false")
+    return lines
+
+
+# --------------------------------------------------------------------------- tomlkit fallback
+
+
+def _document(source: _Source) -> tomlkit.TOMLDocument:
+    try:
+        return tomlkit.parse(source.text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(source.path)) from exc
+
+
+def _feeds_array(document: tomlkit.TOMLDocument, *, create: bool) -> AoT | Array | None:
+    if "feeds" not in document:
+        if not create:
+            return None
+        document.append("feeds", tomlkit.aot())
+    feeds = document["feeds"]
+    if not isinstance(feeds, (AoT, Array)):
+        raise ConfigError("must be an array of tables: write [[feeds]] before each entry", key="feeds")
+    return feeds
 
 
 def _take_trailing_trivia(table: Any) -> list[Item]:
@@ -241,6 +343,71 @@ def _give_trivia(table: Any, items: Iterable[Item]) -> None:
             table.value.body.append((None, item))
 
 
+def _new_table(name: str, values: Mapping[str, Any], inline: bool) -> Any:
+    table = tomlkit.inline_table() if inline else tomlkit.table()
+    table["name"] = name
+    for key in ("url", "interval", "language", "tags", "enabled"):
+        if key in values:
+            table[key] = values[key]
+    return table
+
+
+def _append_with_tomlkit(source: _Source, planned: list[tuple[str, dict[str, Any]]]) -> str:
+    document = _document(source)
+    array = _feeds_array(document, create=True)
+    inline = not isinstance(array, AoT)
+    tables = [_new_table(name, values, inline) for name, values in planned]
+    if isinstance(array, AoT):
+        last = array[-1] if len(array) else None
+        trailing = _take_trailing_trivia(last)
+        if last is not None:
+            _give_trivia(last, [tomlkit.ws("\n")])
+        for index, table in enumerate(tables):
+            if index:
+                _give_trivia(array[-1], [tomlkit.ws("\n")])
+            array.append(table)
+        _give_trivia(array[-1], trailing)
+    else:
+        for table in tables:
+            array.append(table)
+    return tomlkit.dumps(document)
+
+
+def _remove_with_tomlkit(source: _Source, index: int) -> str:
+    document = _document(source)
+    array = _feeds_array(document, create=False)
+    if array is None:
+        raise ConfigError("no [[feeds]] to edit", path=str(source.path))
+    if isinstance(array, AoT):
+        # Comment lines after a feed belong to what follows it: keep them. Those above it
+        # (at the end of the previous feed) describe it: they go with it.
+        trailing = _take_trailing_trivia(array[index])
+        if index > 0:
+            _take_trailing_trivia(array[index - 1])
+            _give_trivia(array[index - 1], trailing)
+        else:
+            while trailing and isinstance(trailing[0], Whitespace):
+                trailing.pop(0)  # the table before ends with its own blank line
+            _give_trivia(_table_before(document, array), trailing)
+    del array[index]
+    return tomlkit.dumps(document)
+
+
+def _set_enabled_with_tomlkit(source: _Source, index: int, enabled: bool) -> str:
+    document = _document(source)
+    array = _feeds_array(document, create=False)
+    if array is None:
+        raise ConfigError("no [[feeds]] to edit", path=str(source.path))
+    table = array[index]
+    if "enabled" in table:
+        table["enabled"] = enabled
+    else:  # a new key goes before the comment lines that end the table (they belong to what follows)
+        trailing = _take_trailing_trivia(table)
+        table["enabled"] = enabled
+        _give_trivia(table, trailing)
+    return tomlkit.dumps(document)
+
+
 # --------------------------------------------------------------------------- feed values
 
 
@@ -255,20 +422,21 @@ def _feed_values(feed: Mapping[str, Any]) -> dict[str, Any]:
     url, reason = check_feed_url(raw_url)
     if url is None:
         raise ValueError(reason or "unusable URL")
+    if "${" in url:
+        raise ValueError("the URL contains \"${\", which the config reads as an environment reference")
     values: dict[str, Any] = {"url": url}
     interval = feed.get("interval")
     if interval is not None:
-        if isinstance(interval, str):
-            parse_duration(interval)  # raises ValueError with a reason
-        else:
+        if not isinstance(interval, str):
             raise ValueError(f"interval must be a duration such as \"15m\", not {interval!r}")
+        parse_duration(interval)  # raises ValueError with a reason
         values["interval"] = interval
     language = feed.get("language")
     if language:
         if not _LANGUAGE.match(language):
             raise ValueError(f"{language!r} is not a language code such as \"en\" or \"fr\"")
         values["language"] = language.lower().replace("_", "-")
-    tags = [" ".join(str(tag).split()) for tag in feed.get("tags") or ()]
+    tags = [_defuse(" ".join(_CONTROL.sub(" ", str(tag)).split())) for tag in feed.get("tags") or ()]
     tags = list(dict.fromkeys(tag for tag in tags if tag))
     if tags:
         values["tags"] = tags
@@ -277,13 +445,13 @@ def _feed_values(feed: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _new_table(name: str, values: Mapping[str, Any], inline: bool) -> Any:
-    table = tomlkit.inline_table() if inline else tomlkit.table()
-    table["name"] = name
-    for key in ("url", "interval", "language", "tags", "enabled"):
-        if key in values:
-            table[key] = values[key]
-    return table
+def _expected_feed(name: str, values: Mapping[str, Any]) -> FeedConfig:
+    interval = values.get("interval")
+    return FeedConfig(
+        name=name, url=values["url"], interval=parse_duration(interval) if interval else None,
+        language=values.get("language"), tags=tuple(values.get("tags") or ()),
+        enabled=values.get("enabled", True),
+    )
 
 
 # --------------------------------------------------------------------------- public API
@@ -304,31 +472,34 @@ def add_feeds(
     ``rename`` is true and is ``skipped`` otherwise; unusable values are ``rejected``.
     With ``dry_run`` nothing is written, but the result is validated all the same.
     """
-    loaded = _load(path)
-    array = _feeds_array(loaded, create=True)
-    names, urls = _existing(array)
-    inline = isinstance(array, Array) and not isinstance(array, AoT)
+    source = _read(path)
+    names = {feed.name.casefold() for feed in source.config.feeds}
+    urls: dict[str, str] = {}
+    for feed in source.config.feeds:
+        for key in url_keys(feed.url):
+            urls.setdefault(key, feed.name)
     changes: list[FeedChange] = []
-    new_tables: list[Any] = []
+    planned: list[tuple[str, dict[str, Any]]] = []
     for feed in feeds:
-        change, table = _plan_one(feed, names, urls, rename=rename, inline=inline)
+        change, values = _plan_one(feed, names, urls, rename=rename)
         changes.append(change)
-        if table is not None:
-            new_tables.append(table)
-    if new_tables:
-        _append_tables(array, new_tables)
-        text = _validated_text(loaded)
-        if not dry_run:
-            _write(loaded, text)
-    log.info("feeds added path=%s added=%d skipped=%d rejected=%d dry_run=%s", loaded.path,
-             len(new_tables), sum(c.status == "skipped" for c in changes),
-             sum(c.status == "rejected" for c in changes), dry_run)
+        if values is not None:
+            planned.append((change.name, values))
+    if planned:
+        expected = list(source.config.feeds) + [_expected_feed(name, values) for name, values in planned]
+        try:
+            _commit(source, _append_lines(source, planned), expected, dry_run=dry_run, fast=True)
+        except _FastPathFailed:
+            log.info("config edited with tomlkit path=%s", source.path)
+            _commit(source, _append_with_tomlkit(source, planned), None, dry_run=dry_run)
+    log.info("feeds added path=%s added=%d skipped=%d rejected=%d dry_run=%s", source.path, len(planned),
+             sum(c.status == "skipped" for c in changes), sum(c.status == "rejected" for c in changes), dry_run)
     return changes
 
 
 def _plan_one(
-    feed: Mapping[str, Any], names: set[str], urls: dict[str, str], *, rename: bool, inline: bool,
-) -> tuple[FeedChange, Any]:
+    feed: Mapping[str, Any], names: set[str], urls: dict[str, str], *, rename: bool,
+) -> tuple[FeedChange, dict[str, Any] | None]:
     requested_url = str(feed.get("url") or "").strip()
     try:
         values = _feed_values(feed)
@@ -337,7 +508,13 @@ def _plan_one(
         return FeedChange(name=name, url=requested_url, status="rejected", reason=str(exc)), None
     url = values["url"]
     explicit_name = feed.get("name")
-    base = feed_name(explicit_name if explicit_name is not None else feed.get("title"), url)
+    if explicit_name is not None:
+        base = " ".join(str(explicit_name).split())
+        if not base or _CONTROL.search(base) or len(base) > MAX_NAME:
+            reason = f"a name must be 1 to {MAX_NAME} printable characters"
+            return FeedChange(name=base, url=url, status="rejected", reason=reason), None
+    else:
+        base = feed_name(feed.get("title"), url)
     keys = url_keys(url)
     present = next((urls[key] for key in keys if key in urls), None)
     if present is not None:
@@ -352,23 +529,23 @@ def _plan_one(
     names.add(name.casefold())
     for key in keys:
         urls[key] = name
-    return FeedChange(name=name, url=url, status="added"), _new_table(name, values, inline)
+    return FeedChange(name=name, url=url, status="added"), values
 
 
-def _append_tables(array: AoT | Array, tables: list[Any]) -> None:
-    if isinstance(array, AoT):
-        last = array[-1] if len(array) else None
-        trailing = _take_trailing_trivia(last)
-        if last is not None:
-            _give_trivia(last, [tomlkit.ws("\n")])
-        for index, table in enumerate(tables):
-            if index:
-                _give_trivia(array[-1], [tomlkit.ws("\n")])
-            array.append(table)
-        _give_trivia(array[-1], trailing)
-    else:
-        for table in tables:
-            array.append(table)
+def _append_lines(source: _Source, planned: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = _Lines(source.text)
+    regions = lines.regions()
+    if len(regions) != len(source.config.feeds) or not regions:
+        raise _FastPathFailed("feeds are not all [[feeds]] tables")
+    at = regions[-1].end
+    block: list[str] = []
+    for name, values in planned:
+        block.append("")
+        block.extend(_table_lines(name, values))
+    if at < len(lines.lines) and not _BLANK.match(lines.lines[at]):
+        block.append("")
+    lines.lines[at:at] = block
+    return lines.text()
 
 
 def add_feed(path: str | os.PathLike[str], feed: Mapping[str, Any]) -> FeedChange:
@@ -381,12 +558,12 @@ def add_feed(path: str | os.PathLike[str], feed: Mapping[str, Any]) -> FeedChang
     return change
 
 
-def _find(loaded: _Loaded, name: str) -> tuple[AoT | Array, int]:
-    array = _feeds_array(loaded, create=False)
-    names = [str(table.get("name", "")) for table in array or ()]
+def _index_of(source: _Source, name: str) -> int:
+    names = [feed.name for feed in source.config.feeds]
+    wanted = name.strip()
     for index, candidate in enumerate(names):
-        if array is not None and candidate.strip() == name.strip():
-            return array, index
+        if candidate == wanted:
+            return index
     raise UsageError(_unknown_feed_message(name, names))
 
 
@@ -403,41 +580,64 @@ def _unknown_feed_message(name: str, names: list[str]) -> str:
 
 def remove_feed(path: str | os.PathLike[str], name: str) -> FeedChange:
     """Remove the feed called ``name`` (exact name); unknown names are a ``UsageError`` with a suggestion."""
-    loaded = _load(path)
-    array, index = _find(loaded, name)
-    table = array[index]
-    url = str(table.get("url", ""))
-    if isinstance(array, AoT):
-        # Comment lines after a feed belong to what follows it: keep them. Those above it
-        # (at the end of the previous feed) describe it: they go with it.
-        trailing = _take_trailing_trivia(table)
-        if index > 0:
-            _take_trailing_trivia(array[index - 1])
-            _give_trivia(array[index - 1], trailing)
-        else:
-            while trailing and isinstance(trailing[0], Whitespace):
-                trailing.pop(0)  # the table before ends with its own blank line
-            _give_trivia(_table_before(loaded.document, array), trailing)
-    del array[index]
-    _write(loaded, _validated_text(loaded))
-    log.info("feed removed path=%s feed=%s url=%s", loaded.path, name, url)
-    return FeedChange(name=name, url=url, status="removed")
+    source = _read(path)
+    index = _index_of(source, name)
+    removed = source.config.feeds[index]
+    expected = source.config.feeds[:index] + source.config.feeds[index + 1:]
+    try:
+        _commit(source, _remove_lines(source, index), expected, fast=True)
+    except _FastPathFailed:
+        log.info("config edited with tomlkit path=%s", source.path)
+        _commit(source, _remove_with_tomlkit(source, index), expected)
+    log.info("feed removed path=%s feed=%s url=%s", source.path, removed.name, removed.url)
+    return FeedChange(name=removed.name, url=removed.url, status="removed")
+
+
+def _remove_lines(source: _Source, index: int) -> str:
+    lines = _Lines(source.text)
+    regions = lines.regions()
+    if len(regions) != len(source.config.feeds):
+        raise _FastPathFailed("feeds are not all [[feeds]] tables")
+    region = regions[index]
+    start, stop = region.lead, region.end
+    blank_before = start == 0 or _BLANK.match(lines.lines[start - 1])
+    while blank_before and stop < len(lines.lines) and _BLANK.match(lines.lines[stop]) and stop + 1 < len(lines.lines):
+        stop += 1
+    del lines.lines[start:stop]
+    if start == len(lines.lines) - 1 and start > 0 and _BLANK.match(lines.lines[start - 1]):
+        del lines.lines[start - 1]  # the last feed went: no blank line left at the end of the file
+    return lines.text()
 
 
 def set_feed_enabled(path: str | os.PathLike[str], name: str, enabled: bool) -> bool:
     """Enable or disable a feed. Returns False when it was already in that state (nothing written)."""
-    loaded = _load(path)
-    array, index = _find(loaded, name)
-    table = array[index]
-    current = table.get("enabled", True)
-    if bool(current) == enabled:
+    source = _read(path)
+    index = _index_of(source, name)
+    feed = source.config.feeds[index]
+    if feed.enabled == enabled:
         return False
-    if "enabled" in table:
-        table["enabled"] = enabled
-    else:  # a new key goes before the comment lines that end the table (they belong to what follows)
-        trailing = _take_trailing_trivia(table)
-        table["enabled"] = enabled
-        _give_trivia(table, trailing)
-    _write(loaded, _validated_text(loaded))
-    log.info("feed %s path=%s feed=%s", "enabled" if enabled else "disabled", loaded.path, name)
+    expected = list(source.config.feeds)
+    expected[index] = dataclasses.replace(feed, enabled=enabled)
+    try:
+        _commit(source, _set_enabled_lines(source, index, enabled), expected, fast=True)
+    except _FastPathFailed:
+        log.info("config edited with tomlkit path=%s", source.path)
+        _commit(source, _set_enabled_with_tomlkit(source, index, enabled), expected)
+    log.info("feed %s path=%s feed=%s", "enabled" if enabled else "disabled", source.path, name)
     return True
+
+
+def _set_enabled_lines(source: _Source, index: int, enabled: bool) -> str:
+    lines = _Lines(source.text)
+    regions = lines.regions()
+    if len(regions) != len(source.config.feeds):
+        raise _FastPathFailed("feeds are not all [[feeds]] tables")
+    region = regions[index]
+    value = "true" if enabled else "false"
+    for number in range(region.header + 1, region.content_end):
+        match = _ENABLED_LINE.match(lines.lines[number])
+        if match:
+            lines.lines[number] = f"{match.group(1)}{value}{match.group(3)}"
+            return lines.text()
+    lines.lines.insert(region.content_end, f"enabled = {value}")
+    return lines.text()

@@ -129,9 +129,20 @@ def test_a_change_that_would_make_the_config_invalid_writes_nothing(config: Path
     monkeypatch.delenv("NEWSMON_TEST_UNSET", raising=False)
     before = config.read_bytes()
     with pytest.raises(ConfigError, match="NEWSMON_TEST_UNSET"):
-        add_feeds(config, [{"title": "x", "url": "https://e.org/f", "tags": ["${NEWSMON_TEST_UNSET}"]}])
+        add_feeds(config, [{"name": "${NEWSMON_TEST_UNSET}", "url": "https://e.org/f"}])
     assert config.read_bytes() == before
     assert [p.name for p in config.parent.iterdir()] == ["feeds.toml"]
+
+
+def test_references_in_imported_titles_and_tags_are_defused(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSMON_TEST_SECRET", "s3cret")
+    changes = add_feeds(config, [
+        {"title": "${NEWSMON_TEST_SECRET}", "url": "https://e.org/f", "tags": ["${file:/etc/hostname}"]},
+        {"title": "x", "url": "https://e.org/${NEWSMON_TEST_SECRET}"},
+    ])
+    assert [c.status for c in changes] == ["added", "rejected"]
+    feed = load_config(config).feeds[-1]
+    assert feed.name == "$ {NEWSMON_TEST_SECRET}" and feed.tags == ("$ {file:/etc/hostname}",)
 
 
 def test_an_invalid_config_is_not_edited(config: Path) -> None:
@@ -250,3 +261,41 @@ def test_starter_config_round_trip(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert _comment_lines(text) == _comment_lines(original)
     assert len(load_config(path).feeds) == len(load_config(STARTER).feeds) - 1
+
+
+def test_text_the_line_scan_cannot_follow_is_edited_with_tomlkit(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    tricky = ("[[feeds]]  # first\nname = \"A\"\nurl = \"https://e.org/a\"\n\n"
+              "[[feeds]]\nname = '''\n[[feeds]]'''\nurl = \"https://e.org/weird\"\n")
+    path.write_text(tricky, encoding="utf-8")
+    add_feeds(path, [{"title": "B", "url": "https://e.org/b"}])
+    assert _names(path) == ["A", "[[feeds]]", "B"]
+    set_feed_enabled(path, "[[feeds]]", False)
+    remove_feed(path, "A")
+    feeds = load_config(path).feeds
+    assert [(f.name, f.enabled) for f in feeds] == [("[[feeds]]", False), ("B", True)]
+
+
+def test_windows_line_endings_are_kept(config: Path) -> None:
+    config.write_bytes(SAMPLE.replace("\n", "\r\n").encode("utf-8"))
+    add_feeds(config, [{"title": "New", "url": "https://e.org/new"}])
+    set_feed_enabled(config, "New", False)
+    remove_feed(config, "RFI")
+    data = config.read_bytes()
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    assert _names(config) == ["Al Jazeera", "BBC Africa", "New"]
+    assert load_config(config).feed("New").enabled is False
+
+
+def test_big_config_edits_stay_consistent(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    path.write_text("[monitor]\n", encoding="utf-8")
+    feeds = [{"title": f"Feed {i}", "url": f"https://e{i % 7}.example/{i}/rss", "tags": [f"t{i % 3}"]}
+             for i in range(600)]
+    assert sum(c.status == "added" for c in add_feeds(path, feeds)) == 600
+    remove_feed(path, "Feed 300")
+    set_feed_enabled(path, "Feed 599", False)
+    loaded = load_config(path)
+    assert len(loaded.feeds) == 599 and loaded.feeds[-1].enabled is False
+    assert "Feed 300" not in {f.name for f in loaded.feeds}
+    assert all(c.status == "skipped" for c in add_feeds(path, feeds) if c.name != "Feed 300")
