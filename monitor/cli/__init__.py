@@ -106,9 +106,11 @@ def channels() -> None:
 
 
 def _attach_commands() -> None:
-    from monitor.cli import core
+    from monitor.cli import core, stories
 
     cli.add_command(core.poll)
+    cli.add_command(stories.stories)
+    cli.add_command(stories.story)
     feeds.add_command(core.feeds_list)
     feeds.add_command(core.feeds_check)
 

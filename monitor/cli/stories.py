@@ -1,0 +1,66 @@
+"""`newsmon stories` and `newsmon story ID`."""
+
+from __future__ import annotations
+
+import click
+
+from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.errors import UsageError
+from monitor.store import stories as story_queries
+from monitor.timeutil import parse_since
+
+
+@click.command("stories")
+@click.option("--since", default="7d", show_default=True, help="Stories updated since: a duration (7d) or a date.")
+@click.option("--all", "show_all", is_flag=True, help="Every story, however old.")
+@click.option("--rule", help="Only stories with an article that matched this rule.")
+@click.option("--min-sources", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Only stories reported by at least this many outlets (feeds).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many stories.")
+@format_option()
+@pass_app
+def stories(app: AppContext, since: str, show_all: bool, rule: str | None, min_sources: int, limit: int | None,
+            output_format: str) -> None:
+    """Stories (the same news from several outlets), newest first, with their source counts."""
+    try:
+        since_time = None if show_all else parse_since(since)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    if rule is not None and app.config_path.exists() and app.config().rule(rule) is None:
+        raise UsageError(f"no rule named {rule!r} in {app.config_path}")
+    store = app.store(readonly=True)
+    with store.reading() as conn:
+        found = story_queries.list_stories(conn, since=since_time, rule=rule, min_sources=min_sources, limit=limit)
+    if output_format == "json":
+        emit_json(found)
+        return
+    if not found:
+        click.echo("no stories" + ("" if show_all else f" updated in the last {since}"))
+        return
+    for story in found:
+        outlets = story["source_count"]
+        click.echo(f"{story['id']:>7}  {outlets:>2} outlet{'s' if outlets != 1 else ' '}  {story['first_seen']}  "
+                   f"{story['headline']}")
+
+
+@click.command("story")
+@click.argument("story_id", type=int)
+@format_option()
+@pass_app
+def story(app: AppContext, story_id: int, output_format: str) -> None:
+    """One story: every source in time order, and which outlet reported first."""
+    store = app.store(readonly=True)
+    with store.reading() as conn:
+        found = story_queries.get_story(conn, story_id)
+    if found is None:
+        raise UsageError(f"no story with id {story_id}")
+    if output_format == "json":
+        emit_json(found)
+        return
+    click.echo(f"story {found['id']}: {found['headline']}")
+    click.echo(f"first seen {found['first_seen']} ({found.get('first_feed') or '?'} first), updated {found['updated']}, "
+               f"{found['source_count']} outlets")
+    for source in found["sources"]:
+        click.echo(f"  {source['published']}  {source['feed']:<24} {source['title']}")
+        if source.get("url"):
+            click.echo(f"  {'':20}  {source['url']}")
