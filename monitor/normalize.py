@@ -200,7 +200,8 @@ def normalize_entry(
     """
     title = clean_title(entry.title)
     summary = html_to_text(entry.summary)
-    content = html_to_text(entry.content) if entry.content else ""
+    # feedparser copies content:encoded into an empty summary: the same raw text needs no second parse
+    content = html_to_text(entry.content) if entry.content and entry.content != entry.summary else ""
     if content and _same_text(content, summary):
         content = ""
     url = canonical_url(entry.link, feed_url)
