@@ -106,13 +106,21 @@ def channels() -> None:
 
 
 def _attach_commands() -> None:
-    from monitor.cli import core, stories
+    from monitor.cli import alerts, core, daemon_cmds, feeds_manage, stories
 
     cli.add_command(core.poll)
+    cli.add_command(daemon_cmds.run)
+    cli.add_command(daemon_cmds.status)
+    cli.add_command(daemon_cmds.backup)
     cli.add_command(stories.stories)
     cli.add_command(stories.story)
+    cli.add_command(alerts.alerts)
+    channels.add_command(alerts.channels_test)
     feeds.add_command(core.feeds_list)
     feeds.add_command(core.feeds_check)
+    for command in (feeds_manage.feeds_add, feeds_manage.feeds_remove, feeds_manage.feeds_enable,
+                    feeds_manage.feeds_disable, feeds_manage.feeds_import, feeds_manage.feeds_export):
+        feeds.add_command(command)
 
 
 _attach_commands()
