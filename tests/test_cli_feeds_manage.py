@@ -204,6 +204,9 @@ def test_import_every_corpus_file(path: Path, config: Path) -> None:
     assert counts["added"] + counts["skipped"] == len(entries)
     assert len(names(config)) == 1 + counts["added"]
     assert comments_kept(config)
+    again = json.loads(run(config, "import", str(path), "--format", "json").output)
+    assert again["counts"]["added"] == 0
+    assert again["counts"]["skipped"] == counts["added"] + counts["skipped"]
 
 
 def test_export_then_import_round_trips(config: Path, tmp_path: Path) -> None:
