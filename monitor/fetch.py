@@ -22,6 +22,7 @@ Limits, and how they are enforced:
 from __future__ import annotations
 
 import heapq
+import http.cookiejar
 import io
 import logging
 import re
@@ -541,6 +542,7 @@ class Fetcher:
                 "Accept-Encoding": ACCEPT_ENCODING,
             },
             trust_env=False,  # no proxies or .netrc from the environment
+            cookies=_no_cookies(),
         )
 
     def __enter__(self) -> Fetcher:
@@ -627,12 +629,13 @@ class Fetcher:
             raise FetchError(f"HTTP {status} redirect to a URL that is not http(s): {location[:200]}",
                              kind="redirect", status=status)
         if str(target) in seen:
-            raise FetchError(f"redirect loop: {current} leads back to {target}", kind="redirect", status=status)
+            raise FetchError(f"redirect loop: {_shown(current)} leads back to {_shown(target)}", kind="redirect",
+                             status=status)
         if len(hops) >= self.settings.max_redirects:
             raise FetchError(f"more than {self.settings.max_redirects} redirects", kind="redirect", status=status)
         hops.append(status)
         seen.add(str(target))
-        log.debug("redirect status=%d from=%s to=%s", status, current, target)
+        log.debug("redirect status=%d from=%s to=%s", status, _shown(current), _shown(target))
         return target
 
     def _read_body(self, response: httpx.Response, deadline: _Deadline) -> bytes:
@@ -700,6 +703,17 @@ class Fetcher:
             write=settings.read_timeout,
             pool=min(settings.connect_timeout, left),
         )
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that stores nothing: feeds are fetched without cookies, and one shared by every feed
+    and thread would only grow."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _shown(url: httpx.URL) -> str:
+    """A URL for messages and logs, without a password it may carry."""
+    return str(url.copy_with(password=None)) if url.password else str(url)
 
 
 def _feed_url(url: str) -> httpx.URL:

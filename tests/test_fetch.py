@@ -485,3 +485,59 @@ def test_untrusted_certificate_is_a_tls_error(tmp_path: Path, fetcher: Fetcher) 
         listener.close()
     assert error.kind == "tls"
     assert "certificate" in error.message
+
+
+def test_cookies_are_neither_kept_nor_sent(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/f", FEED, headers={"Set-Cookie": "session=abc; Path=/"})
+    fetcher.fetch(feed_server.url("/f"))
+    fetcher.fetch(feed_server.url("/f"))
+    assert all("cookie" not in record.headers for record in feed_server.requests)
+
+
+def test_messages_do_not_show_a_password_from_the_url(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.redirect("/a", "/b", 302)
+    feed_server.redirect("/b", "/a", 302)
+    url = feed_server.url("/a").replace("http://", "http://reader:s3cret@")
+    error = fetch_error(fetcher, url)
+    assert error.kind == "redirect" and "s3cret" not in error.message
+    assert feed_server.requests[0].headers["authorization"].startswith("Basic ")
+
+
+# --- the test feed server itself ----------------------------------------------------------------
+
+
+def test_feed_server_under_many_concurrent_clients(feed_server: FeedServer) -> None:
+    import httpx
+
+    feed_server.add("/f", FEED)
+    failures: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            with httpx.Client() as http:
+                for _ in range(200):
+                    assert http.get(feed_server.url("/f")).content == FEED
+        except BaseException as exc:  # collected and re-raised by the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and len(feed_server.requests_for("/f")) == 2000
+
+
+def test_feed_server_records_methods_bodies_and_queries(feed_server: FeedServer) -> None:
+    import httpx
+
+    feed_server.add("/hook", status=204, content_type=None)
+    response = httpx.post(feed_server.url("/hook?x=1"), json={"rule": "r"})
+    assert response.status_code == 204
+    head = httpx.head(feed_server.url("/hook"))
+    assert head.status_code == 204
+    first, second = feed_server.requests_for("/hook")
+    assert (first.method, first.path, first.body) == ("POST", "/hook?x=1", b'{"rule":"r"}')
+    assert first.headers["content-type"] == "application/json"
+    assert second.method == "HEAD"
+    assert httpx.get(feed_server.url("/unknown")).status_code == 404
