@@ -217,7 +217,10 @@ class _Lexer:
                 raise self.error(_unknown_field_message(name), start)
             self.tokens.append(_Tok("FIELD", start, name.lower()))
             rest = word[field_match.end():]
-            if rest:
+            if rest == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
+                near_at = start + field_match.end()
+                self.tokens.append(_Tok("NEAR", near_at, near=self._near(near_at)))
+            elif rest:
                 self._append_word(rest, start + field_match.end(), meta=name.lower() in META_FIELDS)
             return
         self._append_word(word, start, meta=False)
