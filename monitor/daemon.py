@@ -60,6 +60,7 @@ class DaemonOptions:
         retention_first: float = 120.0,
         upkeep_every: float = 600.0,
         optimize_every: float = 3600.0,
+        lag_window: float = 300.0,
     ) -> None:
         self.tick = tick
         self.deliver_every = deliver_every
@@ -67,13 +68,15 @@ class DaemonOptions:
         self.retention_first = retention_first
         self.upkeep_every = upkeep_every
         self.optimize_every = optimize_every
+        self.lag_window = lag_window
 
     @classmethod
     def from_env(cls) -> DaemonOptions:
-        """``NEWSMON_TICK``, ``NEWSMON_DELIVER_EVERY`` (seconds): for tests and benchmarks."""
+        """``NEWSMON_TICK``, ``NEWSMON_DELIVER_EVERY``, ``NEWSMON_UPKEEP_EVERY``, ``NEWSMON_LAG_WINDOW`` (seconds):
+        for tests and benchmarks."""
         options = cls()
         for name, attr in (("NEWSMON_TICK", "tick"), ("NEWSMON_DELIVER_EVERY", "deliver_every"),
-                           ("NEWSMON_UPKEEP_EVERY", "upkeep_every")):
+                           ("NEWSMON_UPKEEP_EVERY", "upkeep_every"), ("NEWSMON_LAG_WINDOW", "lag_window")):
             value = os.environ.get(name)
             if value:
                 try:
@@ -119,7 +122,7 @@ class Daemon:
             self._dispatcher = Dispatcher(
                 find_due=self._find_due, poll=self._poll_one, now=_now_precise,
                 concurrency=self.config.monitor.concurrency, per_host=self.config.monitor.per_host,
-                on_result=self._after_poll,
+                on_result=self._after_poll, lag_window=self.options.lag_window,
             )
             self._write_start()
             self._check_watchdog()

@@ -109,12 +109,13 @@ class DispatchStats:
     skipped: int = 0
     forgiven: int = 0
     crashed: int = 0
+    lag_window: float = LAG_WINDOW_S
     lags: deque[tuple[float, float]] = field(default_factory=deque)  # (monotonic time, lag seconds)
 
     def record_lag(self, lag: float) -> None:
         now = time.monotonic()
         self.lags.append((now, lag))
-        while self.lags and self.lags[0][0] < now - LAG_WINDOW_S:
+        while self.lags and self.lags[0][0] < now - self.lag_window:
             self.lags.popleft()
 
     def lag_percentiles(self) -> tuple[float, float]:
@@ -139,6 +140,7 @@ class Dispatcher:
         concurrency: int,
         per_host: int,
         on_result: Callable[[DueFeed, FeedPollResult], None] | None = None,
+        lag_window: float = LAG_WINDOW_S,
     ) -> None:
         self._find_due = find_due
         self._poll = poll
@@ -152,7 +154,7 @@ class Dispatcher:
         self._hosts: Counter[str] = Counter()
         self._changed = threading.Condition()
         self._accepting = True
-        self.stats = DispatchStats()
+        self.stats = DispatchStats(lag_window=lag_window)
 
     # -- configuration
     def resize(self, concurrency: int, per_host: int) -> None:
