@@ -294,6 +294,17 @@ class JobSpec:
     first_in: timedelta = timedelta(0)
 
 
+class _SkippedRunFilter(logging.Filter):
+    """APScheduler warns each time a run is skipped because the previous one still runs. For our jobs that is
+    by design (``max_instances=1``: an overrunning tick simply continues), so it is not worth a warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUN_FILTER = _SkippedRunFilter()
+
+
 class JobScheduler:
     """One APScheduler ``BackgroundScheduler`` (in-memory store) running the daemon's periodic jobs.
 
@@ -307,6 +318,9 @@ class JobScheduler:
             timezone="UTC",
         )
         self._jobs = list(jobs)
+        apscheduler_log = logging.getLogger("apscheduler.scheduler")
+        if _SKIPPED_RUN_FILTER not in apscheduler_log.filters:
+            apscheduler_log.addFilter(_SKIPPED_RUN_FILTER)
 
     def start(self, now: datetime) -> None:
         for job in self._jobs:
