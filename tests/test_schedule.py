@@ -278,3 +278,72 @@ def test_lease_inside_a_store_transaction_is_committed_by_it(tmp_path: Path) -> 
     assert not acquire_lease(other, "f", "you", until=NOW + timedelta(minutes=2), now=NOW)
     other.close()
     store.close()
+
+
+# --- the poll pool and the outage rule (monitor.scheduler) ------------------------------------------------
+
+
+def test_dispatcher_respects_concurrency_and_per_host() -> None:
+    import time as time_module
+    from collections import Counter
+
+    from monitor.models import FeedPollResult
+    from monitor.scheduler import Dispatcher
+    from monitor.store.leases import DueFeed
+
+    feeds = [DueFeed(name=f"f{i}", url=f"http://host{i % 3}.example.org/{i}", next_check=None) for i in range(30)]
+    done: set[str] = set()
+    active: Counter[str] = Counter()
+    peak = {"total": 0, "host": 0}
+    lock = threading.Lock()
+
+    def find_due(now: datetime, limit: int) -> list[DueFeed]:
+        with lock:
+            return [feed for feed in feeds if feed.name not in done][:limit]
+
+    def poll(name: str) -> FeedPollResult:
+        host = name_to_host[name]
+        with lock:
+            active[host] += 1
+            peak["total"] = max(peak["total"], sum(active.values()))
+            peak["host"] = max(peak["host"], max(active.values()))
+        time_module.sleep(0.02)
+        with lock:
+            active[host] -= 1
+            done.add(name)
+        return FeedPollResult(feed=name, status="ok")
+
+    name_to_host = {feed.name: feed.host for feed in feeds}
+    dispatcher = Dispatcher(find_due=find_due, poll=poll, now=lambda: NOW, concurrency=4, per_host=1)
+    deadline = time_module.monotonic() + 30
+    while len(done) < 30 and time_module.monotonic() < deadline:
+        dispatcher.dispatch(budget=0.5)
+    assert dispatcher.wait_idle(10)
+    dispatcher.shutdown(wait=True)
+    assert len(done) == 30
+    assert peak["host"] == 1          # per_host
+    assert peak["total"] <= 3         # three hosts, one each (and never above concurrency)
+    assert dispatcher.stats.polls == 30
+
+
+def test_network_watch_tells_an_outage_from_dead_feeds() -> None:
+    from monitor.models import FeedPollResult
+    from monitor.scheduler import NetworkWatch
+
+    def fail(name: str) -> FeedPollResult:
+        return FeedPollResult(feed=name, status="error", error_kind="connect", error="refused")
+
+    ok = FeedPollResult(feed="x", status="not_modified")
+    watch = NetworkWatch(min_hosts=3)
+    assert watch.observe("a", "h1", fail("a")) == []
+    assert watch.observe("b", "h1", fail("b")) == []           # same host: could be one dead server
+    assert watch.observe("c", "h2", ok) == []                    # someone answered: not an outage
+    assert watch.observe("d", "h1", fail("d")) == []
+    assert watch.observe("e", "h2", fail("e")) == []
+    assert sorted(watch.observe("f", "h3", fail("f"))) == ["d", "e", "f"]   # three hosts in a row: down
+    assert watch.down
+    assert watch.observe("g", "h4", fail("g")) == ["g"]
+    http_error = FeedPollResult(feed="h", status="error", error_kind="http_status", error="HTTP 500")
+    assert watch.observe("h", "h5", http_error) == [] and not watch.down   # a server answered
+    single = NetworkWatch(min_hosts=0)
+    assert [single.observe(n, f"h{n}", fail(n)) for n in "abc"] == [[], [], []]
