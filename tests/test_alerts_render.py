@@ -93,6 +93,8 @@ def test_secret_header_is_a_secret() -> None:
 
 def test_third_party_log_lines_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
     register_secrets(secrets_of("webhook:https://x.example/hook?token=scrub-me-9876"))
+    caplog.set_level(logging.DEBUG, logger="httpx")
+    caplog.set_level(logging.DEBUG, logger="apprise")
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("httpx").info("HTTP Request: POST %s", "https://x.example/hook?token=scrub-me-9876")
         logging.getLogger("apprise").warning("failed token=scrub-me-9876")
