@@ -82,6 +82,16 @@ def transaction(store: Any) -> Iterator[sqlite3.Connection]:
             yield conn
 
 
+@contextmanager
+def reading(store: Any) -> Iterator[sqlite3.Connection]:
+    """The connection for a group of reads (a Store's ``reading()``, or a bare connection)."""
+    if isinstance(store, sqlite3.Connection):
+        yield store
+    else:
+        with store.reading() as conn:
+            yield conn
+
+
 def _give_up_after(config: Any) -> timedelta:
     return getattr(config.monitor, "alert_give_up", None) or DEFAULT_GIVE_UP
 
@@ -105,6 +115,9 @@ def _plan(store: Any, config: Any, specs: dict[str, ChannelSpec], now: datetime,
           report: DeliveryReport) -> dict[str, list[dict[str, Any]]]:
     give_up = _give_up_after(config)
     plan: dict[str, list[dict[str, Any]]] = {}
+    with reading(store) as conn:
+        if not outbox_sql.has_delivery_work(conn, now, now - give_up):
+            return plan
     with transaction(store) as conn:
         _release_dead_claims(conn, now)
         report.failed += _expire(conn, now, give_up)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.alerts.delivery import transaction
+from monitor.alerts.delivery import reading, transaction
 from monitor.alerts.outbox import rule_channels
 from monitor.store import alerts as outbox_sql
 from monitor.timeutil import from_iso, to_iso
@@ -59,9 +59,13 @@ def run_digests(store: Any, config: Any, *, now: datetime) -> int:
     ``deliver_pending`` sends them afterwards.
     """
     created = 0
+    digest_rules = [rule for rule in getattr(config, "rules", ()) if getattr(rule, "mode", "") == "digest"]
+    names = {rule.name for rule in digest_rules}
+    if not digest_rules:
+        with reading(store) as conn:
+            if not outbox_sql.held_rules(conn):
+                return 0
     with transaction(store) as conn:
-        digest_rules = [rule for rule in getattr(config, "rules", ()) if getattr(rule, "mode", "") == "digest"]
-        names = {rule.name for rule in digest_rules}
         for rule_name in outbox_sql.held_rules(conn):
             if rule_name not in names:
                 released = outbox_sql.release_held(conn, rule_name, now)

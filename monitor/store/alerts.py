@@ -366,3 +366,13 @@ def make_due(conn: sqlite3.Connection, alert_id: int, now: datetime) -> int:
         "UPDATE alerts SET next_attempt = ?, claimed_by = NULL WHERE id = ? AND status = 'pending'",
         (to_iso(now), target))
     return cursor.rowcount
+
+
+def has_delivery_work(conn: sqlite3.Connection, now: datetime, expire_before: datetime) -> bool:
+    """Whether a delivery run has anything to do (so an idle run takes no write lock)."""
+    row = conn.execute(
+        "SELECT 1 FROM alerts WHERE status = 'pending' AND (next_attempt <= ? OR claimed_by IS NOT NULL"
+        " OR created < ?) LIMIT 1",
+        (to_iso(now), to_iso(expire_before)),
+    ).fetchone()
+    return row is not None
