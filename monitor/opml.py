@@ -50,8 +50,10 @@ from monitor.errors import OPMLError
 log = logging.getLogger(__name__)
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
-_TAG_SEPARATORS = re.compile(r"[^\w+#]+|_+")
+_TAG_SEPARATORS = re.compile(r"(?:[^\w+#]|_)+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters XML 1.0 does not allow (and so could not be written back): controls, surrogates, U+FFFE/F.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ def check_feed_url(url: str) -> tuple[str | None, str | None]:
     return url, None
 
 
+def _clean_text(text: str) -> str:
+    """One line of text: controls and characters XML cannot hold become spaces, runs of spaces one."""
+    return " ".join(_NOT_XML.sub(" ", _CONTROL.sub(" ", text)).split())
+
+
 def _language(value: str | None) -> str | None:
     if not value:
         return None
@@ -170,8 +177,7 @@ class _Builder:
     def start(self, attrs: Mapping[str, str]) -> None:
         if self.stack:
             self.stack[-1].has_children = True
-        title = (_attribute(attrs, "title") or _attribute(attrs, "text") or "").strip()
-        title = " ".join(title.split())
+        title = _clean_text(_attribute(attrs, "title") or _attribute(attrs, "text") or "")
         language = _language(_attribute(attrs, "language")) or self.inherited_language()
         raw_url = _attribute(attrs, "xmlUrl")
         if raw_url is None and (_attribute(attrs, "type") or "").lower() in ("rss", "atom"):
@@ -189,6 +195,8 @@ class _Builder:
         tags = [frame.tag for frame in self.stack if frame.tag]
         tags += _category_tags(_attribute(attrs, "category"))
         html_url = (_attribute(attrs, "htmlUrl") or "").strip() or None
+        if html_url and (_NOT_XML.search(html_url) or _CONTROL.search(html_url)):
+            html_url = None
         self.add(OpmlEntry(title=title, xml_url=url, html_url=html_url,
                            tags=tuple(dict.fromkeys(tags)), language=language))
 
@@ -279,8 +287,7 @@ def _read_strict(data: bytes, result: OpmlResult) -> None:
     if state["root"] is None:
         raise OPMLError(f"{result.source}: not an OPML file (no root element)")
     builder.finish()
-    title = "".join(state["title"]).strip()
-    result.title = title or None
+    result.title = _clean_text("".join(state["title"])) or None
 
 
 # --------------------------------------------------------------------------- lenient reader
@@ -359,7 +366,7 @@ def _read_lenient(data: bytes, result: OpmlResult) -> None:
             elif result.title is None and not builder.stack:
                 title = _TITLE_TEXT.match(text, match.end())
                 if title:
-                    result.title = html.unescape(title.group(1)).strip() or None
+                    result.title = _clean_text(html.unescape(title.group(1))) or None
                     position = title.end()
             continue
         attributes_end, tag_end, self_closing = _find_tag_end(text, match.end())
@@ -395,7 +402,7 @@ def write_opml(entries: Iterable[OpmlEntry], *, title: str = "newsmon feeds") ->
     """OPML 2.0 bytes (UTF-8) for ``entries``; folders from each entry's first tag."""
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
-    ElementTree.SubElement(head, "title").text = title
+    ElementTree.SubElement(head, "title").text = _NOT_XML.sub("", title)
     body = ElementTree.SubElement(root, "body")
     folder: ElementTree.Element | None = None
     folder_tag: str | None = None
@@ -405,14 +412,16 @@ def write_opml(entries: Iterable[OpmlEntry], *, title: str = "newsmon feeds") ->
             parent, folder, folder_tag = body, None, None
         else:
             if folder is None or folder_tag != first_tag:
-                folder = ElementTree.SubElement(body, "outline", text=first_tag, title=first_tag)
+                folder_title = _NOT_XML.sub("", first_tag)
+                folder = ElementTree.SubElement(body, "outline", text=folder_title, title=folder_title)
                 folder_tag = first_tag
             parent = folder
-        attrs = {"type": "rss", "text": entry.title, "title": entry.title, "xmlUrl": entry.xml_url}
+        title = _NOT_XML.sub("", entry.title)
+        attrs = {"type": "rss", "text": title, "title": title, "xmlUrl": entry.xml_url}
         if entry.html_url:
             attrs["htmlUrl"] = entry.html_url
         if len(entry.tags) > 1:
-            attrs["category"] = ",".join(entry.tags)
+            attrs["category"] = _NOT_XML.sub("", ",".join(entry.tags))
         if entry.language:
             attrs["language"] = entry.language
         ElementTree.SubElement(parent, "outline", attrs)

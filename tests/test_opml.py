@@ -212,3 +212,55 @@ def test_write_opml_groups_by_first_tag_and_round_trips_order() -> None:
     assert not result.lenient
     assert result.title == "mine"
     assert result.entries == entries
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_titles = st.text(max_size=40).map(lambda text: " ".join(text.split()))
+_tags = st.lists(st.text(min_size=1, max_size=12).map(tag_from_title).filter(bool), max_size=3, unique=True)
+_urls = st.builds(
+    lambda host, path, query: f"https://h{host}.example/{path}" + (f"?{query}" if query else ""),
+    st.text(alphabet="abcxyz019-", max_size=8),
+    st.text(alphabet="AZaz09_./-~%", max_size=16),
+    st.text(alphabet="ab=&<>\"'#;", max_size=10),
+)
+_entries = st.lists(
+    st.builds(OpmlEntry, title=_titles, xml_url=_urls, html_url=st.none() | _urls, tags=_tags.map(tuple),
+              language=st.sampled_from([None, "en", "fr", "pt-br"])),
+    max_size=12, unique_by=lambda entry: entry.xml_url,
+)
+
+
+def _as_read(entry: OpmlEntry) -> OpmlEntry:
+    """What reading keeps of an entry: titles without characters XML cannot hold."""
+    title = " ".join("".join(ch if ch.isprintable() or ch == " " else " " for ch in entry.title).split())
+    return OpmlEntry(title=title, xml_url=entry.xml_url, html_url=entry.html_url, tags=entry.tags,
+                     language=entry.language)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_entries)
+def test_property_write_then_read_gives_the_entries_back(entries: list[OpmlEntry]) -> None:
+    data = write_opml(entries)
+    strict = read_opml(data, source="p")
+    assert not strict.lenient and not strict.rejected
+    lenient = OpmlResult(source="p")
+    _read_lenient(data, lenient)
+    assert lenient.entries == strict.entries
+    assert [entry.xml_url for entry in strict.entries] == [entry.xml_url for entry in entries]
+    assert [entry.tags for entry in strict.entries] == [entry.tags for entry in entries]
+    assert read_opml(write_opml(strict.entries), source="p").entries == strict.entries
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: ("<opml><body>" + t).encode()))
+def test_property_any_bytes_give_a_result_or_an_opml_error(data: bytes) -> None:
+    try:
+        result = read_opml(data, source="fuzz")
+    except OPMLError:
+        return
+    for entry in result.entries:
+        assert entry.xml_url.startswith(("http://", "https://"))
