@@ -51,7 +51,6 @@ class Tuning:
     """Knobs of the clusterer (tuned on the ECB+ development half only)."""
 
     threshold: float = 0.30          # score (mixed cosine) needed to join
-    name_weight: float = 0.0         # share of the names-and-numbers cosine in the score
     novel_names: float = 0.5         # share of headline-name weight new to a story that calls for ...
     strict_threshold: float = 0.4    # ... this higher score to join it
     story_names: int = 8             # the story's strongest names checked against the article ...
@@ -63,11 +62,12 @@ class Tuning:
     title_boost: float = 1.0         # extra term frequency of a title word
     lead_chars: int = 1500           # characters of summary/content read after the title
     article_terms: int = 80          # strongest terms kept in an article vector
-    centroid_terms: int = 200        # strongest terms kept in a story centroid
+    centroid_terms: int = 100        # strongest terms kept in a story centroid
     probe_terms: int = 10            # rare terms used to look up candidate stories
     post_terms: int = 12             # terms under which an article's story is indexed
-    per_term: int = 40               # most recent stories read per probed term
-    max_candidates: int = 15         # candidate stories scored per article
+    per_term: int = 30               # most recent stories read per probed term
+    max_candidates: int = 4          # candidate stories scored per article
+    min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.05       # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
     min_terms: int = 3               # articles with fewer terms only start stories
@@ -112,6 +112,7 @@ class Features:
     counts: dict[str, float]
     names: set[str]
     title_names: set[str]
+    title_terms: set[str]
 
 
 def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
@@ -119,8 +120,9 @@ def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
     names: set[str] = set()
     _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title))
     title_names = set(names)
+    title_terms = set(counts)
     _scan(lead, counts, names, weight=1.0, trust_case=True)
-    return Features(counts, names, title_names)
+    return Features(counts, names, title_names, title_terms)
 
 
 def _trust_case(title: str) -> bool:
@@ -258,21 +260,25 @@ class StoryClusterer:
         vector = weigh(features, df, documents, self.tuning)
         names = {t for t in vector if t in features.names}
 
-        story_id = None
+        title_vector = _normalised({t: vector[t] for t in features.title_terms if t in vector})
+
+        state: story_store.StoryState | None = None
         score: float | None = None
         if article.fingerprint:
-            story_id = story_store.story_by_fingerprint(
+            duplicate_of = story_store.story_by_fingerprint(
                 conn, article.fingerprint, article_id=article_id, since=since
             )
-            score = 1.0 if story_id is not None else None
-        exact = story_id is not None
-        if story_id is None and len(vector) >= self.tuning.min_terms:
-            story_id, score = self._best_story(conn, vector, names, features.title_names, df, documents, article)
+            if duplicate_of is not None:
+                state, score = story_store.load_story_states(conn, [duplicate_of])[0], 1.0
+        exact = state is not None
+        if state is None and len(vector) >= self.tuning.min_terms:
+            state, score = self._best_story(conn, vector, names, features.title_names, df, documents, article)
 
-        if story_id is None:
+        if state is None:
             story_id = story_store.create_story(
                 conn, headline=article.title, article_id=article_id, feed=feed_name,
                 published=published, arrived=arrived, language=article.language, vector=vector, names=names,
+                headline_vector=title_vector,
             )
             story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
             story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
@@ -281,8 +287,9 @@ class StoryClusterer:
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
             return StoryAssignment(story_id, created=True, joined=False, source_added=True)
 
-        self._join(conn, story_id, article_id, article, feed_name, vector, names, df, documents, arrived,
-                   published, score=None if exact else score)
+        story_id = state.id
+        self._join(conn, state, article_id, article, feed_name, vector, names, title_vector, df, documents,
+                   arrived, published, score=None if exact else score)
         story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
         added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
         log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
@@ -311,20 +318,22 @@ class StoryClusterer:
         df: dict[str, int],
         documents: int,
         article: Article,
-    ) -> tuple[int | None, float | None]:
+    ) -> tuple[story_store.StoryState | None, float | None]:
         probes = self._probe_terms(vector, df, documents)
         since = to_iso(article.published - self.window) or ""
         found = story_store.candidate_stories(conn, probes, since=since, per_term=self.tuning.per_term)
         if not found:
             return None, None
-        ranked = sorted(found, key=lambda sid: sum(vector[t] for t in found[sid]), reverse=True)
+        overlap = {sid: sum(vector[t] for t in terms) for sid, terms in found.items()}
+        ranked = [sid for sid in sorted(overlap, key=overlap.__getitem__, reverse=True)
+                  if overlap[sid] >= self.tuning.min_overlap]
         states = story_store.load_story_states(conn, ranked[: self.tuning.max_candidates])
-        best_id, best_score = None, 0.0
+        best, best_score = None, 0.0
         for state in states:
             score = self._score(vector, names, title_names, state, article)
             if score > 0.0 and score > best_score:
-                best_id, best_score = state.id, score
-        return (best_id, best_score) if best_id is not None else (None, None)
+                best, best_score = state, score
+        return (best, best_score) if best is not None else (None, None)
 
     def _score(
         self,
@@ -339,15 +348,12 @@ class StoryClusterer:
         if gap is None:
             return 0.0
         decay = 1.0 - self.tuning.time_decay * gap
-        name_similarity = self._name_similarity(vector, names, state)
         across = bool(article.language and state.language and _lang(article.language) != _lang(state.language))
         if across:
-            if name_similarity >= self.tuning.cross_language_threshold:
+            if self._name_similarity(vector, names, state) >= self.tuning.cross_language_threshold:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
             return 0.0
-        similarity = cosine(vector, state.vector)
-        mixed = (1.0 - self.tuning.name_weight) * similarity + self.tuning.name_weight * name_similarity
-        score = mixed * decay
+        score = cosine(vector, state.vector) * decay
         needed = self.tuning.threshold
         if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
@@ -379,12 +385,13 @@ class StoryClusterer:
     def _join(
         self,
         conn: sqlite3.Connection,
-        story_id: int,
+        state: story_store.StoryState,
         article_id: int,
         article: Article,
         feed: str,
         vector: dict[str, float],
         names: set[str],
+        title_vector: dict[str, float],
         df: dict[str, int],
         documents: int,
         arrived: str,
@@ -392,7 +399,6 @@ class StoryClusterer:
         *,
         score: float | None,
     ) -> None:
-        state = story_store.load_story_states(conn, [story_id])[0]
         if score is not None:
             state.join_count += 1
             state.join_score += score
@@ -408,41 +414,22 @@ class StoryClusterer:
             state.first_published = published
             state.first_seen = published
             state.first_feed = feed
-        newer = published > state.last_published
         state.last_published = max(state.last_published, published)
-        self._choose_headline(conn, state, article_id, article, df, documents)
+        self._choose_headline(state, article_id, article, title_vector)
         story_store.update_story(conn, state, arrived=arrived)
-        story_store.post_terms(conn, story_id, self._posting_terms(vector, df, documents),
+        story_store.post_terms(conn, state.id, self._posting_terms(vector, df, documents),
                                last_published=state.last_published)
-        if newer:
-            story_store.refresh_postings(conn, story_id, last_published=state.last_published)
 
+    @staticmethod
     def _choose_headline(
-        self,
-        conn: sqlite3.Connection,
-        state: story_store.StoryState,
-        article_id: int,
-        article: Article,
-        df: dict[str, int],
-        documents: int,
+        state: story_store.StoryState, article_id: int, article: Article, title_vector: dict[str, float]
     ) -> None:
+        """The newcomer's title replaces the headline when it is closer to the updated centroid."""
         if not article.title:
             return
-        current = state.headline
-        challenger = article.title
-        if not current:
-            state.headline, state.headline_article_id = challenger, article_id
-            return
-        title_df = dict(df)
-        missing = [t for t in extract_features(current, "", self.tuning).counts if t not in title_df]
-        if missing:
-            title_df.update(story_store.document_frequencies(conn, missing))
-        current_score = cosine(weigh(extract_features(current, "", self.tuning), title_df, documents,
-                                     self.tuning), state.vector)
-        challenger_score = cosine(weigh(extract_features(challenger, "", self.tuning), title_df, documents,
-                                        self.tuning), state.vector)
-        if challenger_score > current_score:
-            state.headline, state.headline_article_id = challenger, article_id
+        if not state.headline or cosine(title_vector, state.vector) > cosine(state.headline_vector, state.vector):
+            state.headline, state.headline_article_id = article.title, article_id
+            state.headline_vector = title_vector
 
     def _probe_terms(self, vector: dict[str, float], df: dict[str, int], documents: int) -> list[str]:
         limit = max(2.0, self.tuning.max_df_ratio * documents)

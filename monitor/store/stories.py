@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS story_postings (
     PRIMARY KEY (term, story_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS story_postings_recent ON story_postings(term, last_published);
+CREATE INDEX IF NOT EXISTS story_postings_story ON story_postings(story_id);
 
 CREATE TABLE IF NOT EXISTS story_df (
     term TEXT PRIMARY KEY,
@@ -106,6 +107,7 @@ class StoryState:
     join_score: float
     vector: dict[str, float]
     names: set[str]
+    headline_vector: dict[str, float]
 
 
 def document_count(conn: sqlite3.Connection) -> int:
@@ -170,7 +172,8 @@ def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> lis
         )
         for row in rows:
             stored = json.loads(row[11])
-            states.append(StoryState(*row[:11], vector=stored.get("v", {}), names=set(stored.get("n", ()))))
+            states.append(StoryState(*row[:11], vector=stored.get("v", {}), names=set(stored.get("n", ())),
+                                     headline_vector=stored.get("h", {})))
     return states
 
 
@@ -199,13 +202,14 @@ def create_story(
     language: str | None,
     vector: dict[str, float],
     names: set[str],
+    headline_vector: dict[str, float],
 ) -> int:
     cursor = conn.execute(
         "INSERT INTO stories(headline, headline_article_id, first_seen, updated, first_article_id, "
         "first_feed, first_published, last_published, article_count, language, vector) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
         (headline, article_id, published, arrived, article_id, feed, published, published, language,
-         _dump_vector(vector, names)),
+         _dump_vector(vector, names, headline_vector)),
     )
     return int(cursor.lastrowid)
 
@@ -247,7 +251,7 @@ def update_story(
         "updated = max(updated, ?) WHERE id = ?",
         (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
          state.first_published, state.last_published, state.join_count, state.join_score,
-         _dump_vector(state.vector, state.names), arrived, state.id),
+         _dump_vector(state.vector, state.names, state.headline_vector), arrived, state.id),
     )
 
 
@@ -257,14 +261,6 @@ def post_terms(conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *,
         "ON CONFLICT(term, story_id) DO UPDATE SET "
         "last_published = max(last_published, excluded.last_published)",
         ((term, story_id, last_published) for term in terms),
-    )
-
-
-def refresh_postings(conn: sqlite3.Connection, story_id: int, *, last_published: str) -> None:
-    """Move every posting of a story to its newest publication time."""
-    conn.execute(
-        "UPDATE story_postings SET last_published = ? WHERE story_id = ? AND last_published < ?",
-        (last_published, story_id, last_published),
     )
 
 
@@ -371,11 +367,13 @@ def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-def _dump_vector(vector: dict[str, float], names: set[str]) -> str:
-    """The centroid as JSON: ``v`` term -> weight, ``n`` the terms that are names or numbers."""
+def _dump_vector(vector: dict[str, float], names: set[str], headline: dict[str, float]) -> str:
+    """The centroid as JSON: ``v`` term -> weight, ``n`` the terms that are names or numbers,
+    ``h`` the headline's title vector."""
     stored = {
         "v": {term: round(weight, 5) for term, weight in vector.items()},
         "n": sorted(term for term in names if term in vector),
+        "h": {term: round(weight, 5) for term, weight in headline.items()},
     }
     return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
 
