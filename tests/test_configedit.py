@@ -299,3 +299,54 @@ def test_big_config_edits_stay_consistent(tmp_path: Path) -> None:
     assert len(loaded.feeds) == 599 and loaded.feeds[-1].enabled is False
     assert "Feed 300" not in {f.name for f in loaded.feeds}
     assert all(c.status == "skipped" for c in add_feeds(path, feeds) if c.name != "Feed 300")
+
+
+# --------------------------------------------------------------------------- property: a sequence of edits
+
+import tempfile  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.text(max_size=12), st.integers(0, 30),
+                  st.lists(st.text(min_size=1, max_size=6), max_size=2)),
+        st.tuples(st.just("remove"), st.integers(0, 50)),
+        st.tuples(st.just("toggle"), st.integers(0, 50)),
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_operations)
+def test_property_any_sequence_of_edits_keeps_a_valid_config_with_its_comments(operations: list[tuple]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "feeds.toml"
+        path.write_text(SAMPLE, encoding="utf-8")
+        model = [(f.name, f.url, f.enabled) for f in load_config(path).feeds]
+        for operation in operations:
+            if operation[0] == "add":
+                _, title, number, tags = operation
+                url = f"https://site{number}.example/rss"
+                change = add_feeds(path, [{"title": title, "url": url, "tags": tags}])[0]
+                if change.status == "added":
+                    assert url not in {u for _, u, _ in model}
+                    model.append((change.name, url, True))
+                else:
+                    assert url in {u for _, u, _ in model}
+            elif model:
+                index = operation[1] % len(model)
+                name, url, enabled = model[index]
+                if operation[0] == "remove":
+                    remove_feed(path, name)
+                    del model[index]
+                else:
+                    set_feed_enabled(path, name, not enabled)
+                    model[index] = (name, url, not enabled)
+            assert [(f.name, f.url, f.enabled) for f in load_config(path).feeds] == model
+        text = path.read_text(encoding="utf-8")
+        for line in ("# newsmon test config: keep this comment", "# --- feeds banner", "# --- channels banner"):
+            assert line in text
+        assert "\n\n\n" not in text
