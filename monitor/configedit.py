@@ -535,12 +535,19 @@ def _plan_one(
 def _append_lines(source: _Source, planned: list[tuple[str, dict[str, Any]]]) -> str:
     lines = _Lines(source.text)
     regions = lines.regions()
-    if len(regions) != len(source.config.feeds) or not regions:
+    if len(regions) != len(source.config.feeds):
         raise _FastPathFailed("feeds are not all [[feeds]] tables")
-    at = regions[-1].end
+    if regions:
+        at = regions[-1].end
+    else:  # no feed yet: the new ones go at the end of the file
+        at = len(lines.lines)
+        while at > 0 and _BLANK.match(lines.lines[at - 1]):
+            at -= 1
+        lines.lines[at:] = [""]  # the file ends with one newline after the new feeds
     block: list[str] = []
     for name, values in planned:
-        block.append("")
+        if at > 0 or block:
+            block.append("")
         block.extend(_table_lines(name, values))
     if at < len(lines.lines) and not _BLANK.match(lines.lines[at]):
         block.append("")

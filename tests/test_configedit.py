@@ -207,7 +207,10 @@ def test_config_without_feeds_gets_a_feeds_array(tmp_path: Path) -> None:
     path.write_text("# only settings\n[monitor]\nconcurrency = 2\n", encoding="utf-8")
     add_feeds(path, [{"title": "A", "url": "https://e.org/a"}, {"title": "B", "url": "https://e.org/b"}])
     assert _names(path) == ["A", "B"]
-    assert path.read_text(encoding="utf-8").startswith("# only settings\n[monitor]\nconcurrency = 2\n")
+    assert path.read_text(encoding="utf-8") == (
+        '# only settings\n[monitor]\nconcurrency = 2\n\n[[feeds]]\nname = "A"\nurl = "https://e.org/a"\n'
+        '\n[[feeds]]\nname = "B"\nurl = "https://e.org/b"\n'
+    )
 
 
 def test_inline_feeds_array_is_extended_in_kind(tmp_path: Path) -> None:
