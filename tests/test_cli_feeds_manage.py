@@ -41,11 +41,14 @@ RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>
 
 
 @pytest.fixture(autouse=True)
-def attached_commands() -> None:
-    """Until the lead attaches them in monitor/cli/__init__.py, attach the commands here."""
-    for command in COMMANDS:
-        if command.name not in feeds.commands:
-            feeds.add_command(command)
+def attached_commands() -> Iterator[None]:
+    """Until the lead attaches them in monitor/cli/__init__.py, attach the commands here (and detach after)."""
+    added = [command for command in COMMANDS if command.name not in feeds.commands]
+    for command in added:
+        feeds.add_command(command)
+    yield
+    for command in added:
+        feeds.commands.pop(command.name, None)
 
 
 @pytest.fixture
