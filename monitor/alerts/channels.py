@@ -223,12 +223,23 @@ class WebhookChannel:
         self.timeout = (spec.timeout or DEFAULT_TIMEOUT).total_seconds()
         self.headers = {"User-Agent": f"newsmon/{__version__}", "Content-Type": "application/json"}
         self.headers.update(_secret_header(spec.secret_header))
+        self._client: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        # one client (one TLS context, kept-alive connections) for the channel's whole batch
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def send(self, message: Message) -> None:
         body = json.dumps(message.data, ensure_ascii=False, sort_keys=True).encode("utf-8")
         try:
-            with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
-                response = client.post(self.target, content=body, headers=self.headers)
+            response = self._http().post(self.target, content=body, headers=self.headers)
         except httpx.TimeoutException as exc:
             raise AlertError(f"no answer within {self.timeout:g}s ({exc.__class__.__name__})",
                              channel=self.spec.name) from exc

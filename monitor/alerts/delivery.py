@@ -261,13 +261,18 @@ def _send_channel(spec: ChannelSpec, rows: list[dict[str, Any]], results: queue.
                 results.put(_Outcome(row, exc))
             return
         blocked = False
-        for row in rows:
-            if blocked:
-                results.put(_Outcome(row, deferred=True))
-                continue
-            error = _send_one(sender, spec, row)
-            results.put(_Outcome(row, error))
-            blocked = error is not None and error.retryable
+        try:
+            for row in rows:
+                if blocked:
+                    results.put(_Outcome(row, deferred=True))
+                    continue
+                error = _send_one(sender, spec, row)
+                results.put(_Outcome(row, error))
+                blocked = error is not None and error.retryable
+        finally:
+            close = getattr(sender, "close", None)
+            if callable(close):
+                close()
     finally:
         results.put(None)
 
@@ -338,4 +343,8 @@ def send_test(config: Any, channel_name: str) -> str:
     except AlertError as exc:
         raise AlertError(redact_text(exc.reason, spec.secrets), channel=channel_name,
                          retryable=exc.retryable) from None
+    finally:
+        close = getattr(sender, "close", None)
+        if callable(close):
+            close()
     return f"sent a test message to channel {channel_name} ({spec.display_url})"
