@@ -27,6 +27,8 @@ from monitor.alerts.render import Message, one_line
 from monitor.errors import AlertError
 
 log = logging.getLogger(__name__)
+# the ``log`` channel's own logger, so the CLI can show alert lines at INFO without the rest
+alert_log = logging.getLogger("monitor.alerts.log")
 
 DEFAULT_TIMEOUT = timedelta(seconds=15)
 LOG_CHANNEL = "log"
@@ -157,14 +159,14 @@ def build_channel(spec: ChannelSpec) -> Channel:
 
 
 class LogChannel:
-    """One structured log line per alert (logger ``monitor.alerts.channels``, level INFO)."""
+    """One structured log line per alert (logger ``monitor.alerts.log``, level INFO)."""
 
     def __init__(self, spec: ChannelSpec) -> None:
         self.spec = spec
 
     def send(self, message: Message) -> None:
         data = message.data
-        log.info(
+        alert_log.info(
             "alert channel=%s rule=%s story_id=%s kind=%s headline=%s url=%s sources=%d",
             json.dumps(self.spec.name), json.dumps(one_line(data.get("rule"), 80)), data.get("story_id"),
             json.dumps(str(data.get("kind"))), json.dumps(one_line(message.title)),
