@@ -15,6 +15,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ class ReceivedRequest:
 class HttpReceiver:
     def __init__(self, port: int = 0) -> None:
         self.status = 200
+        self.delay = 0.0                 # seconds to wait before answering (a slow channel)
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         receiver = self
@@ -52,6 +54,8 @@ class HttpReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status = receiver.status
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 with receiver._lock:
                     receiver.requests.append(ReceivedRequest(
                         method="POST", path=self.path,

@@ -216,3 +216,29 @@ def test_send_test_says_what_happened(tmp_path: Path, receiver: HttpReceiver, sm
     with pytest.raises(UsageError):
         send_test(w.config, "nope")
     assert_no_secret(w, caplog, outcome, str(failure.value))
+
+
+def test_two_deliverers_at_once_send_each_alert_once(tmp_path: Path, receiver: HttpReceiver) -> None:
+    """``newsmon poll`` beside the daemon: two connections deliver at the same time; claims keep them apart."""
+    import threading
+
+    from monitor.store import Store
+
+    w = World(tmp_path, config_text(rules=rules("hook"), channels=webhook_channel(receiver)))
+    for index, headline in enumerate(["Mali: Gao hospital opens a new wing",
+                                      "Bamako court rules on the land dispute",
+                                      "Mali football team wins in Abidjan"]):
+        w.ingest("RFI", make_article(f"c{index}", headline))
+    receiver.delay = 0.2
+    second = Store.open(w.db_path)
+    reports = []
+    threads = [threading.Thread(target=lambda store=store: reports.append(deliver_pending(store, w.config, now=NOW)))
+               for store in (w.store, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    second.close()
+    assert sum(report.sent for report in reports) == 3
+    assert len(receiver.accepted("/hook")) == 3
+    assert len({request.json()["story_id"] for request in receiver.accepted("/hook")}) == 3
