@@ -480,8 +480,9 @@ def add_feeds(
             urls.setdefault(key, feed.name)
     changes: list[FeedChange] = []
     planned: list[tuple[str, dict[str, Any]]] = []
+    added: set[str] = set()  # names given to feeds of this batch
     for feed in feeds:
-        change, values = _plan_one(feed, names, urls, rename=rename)
+        change, values = _plan_one(feed, names, urls, added, rename=rename)
         changes.append(change)
         if values is not None:
             planned.append((change.name, values))
@@ -498,7 +499,7 @@ def add_feeds(
 
 
 def _plan_one(
-    feed: Mapping[str, Any], names: set[str], urls: dict[str, str], *, rename: bool,
+    feed: Mapping[str, Any], names: set[str], urls: dict[str, str], added: set[str], *, rename: bool,
 ) -> tuple[FeedChange, dict[str, Any] | None]:
     requested_url = str(feed.get("url") or "").strip()
     try:
@@ -518,7 +519,10 @@ def _plan_one(
     keys = url_keys(url)
     present = next((urls[key] for key in keys if key in urls), None)
     if present is not None:
-        reason = f"URL already configured as feed {present!r}"
+        if present in added:
+            reason = f"the same URL as feed {present!r}, listed before it"
+        else:
+            reason = f"URL already configured as feed {present!r}"
         return FeedChange(name=base, url=url, status="skipped", reason=reason), None
     name = base
     if base.casefold() in names:
@@ -527,6 +531,7 @@ def _plan_one(
             return FeedChange(name=base, url=url, status="skipped", reason=reason), None
         name = _unique_name(base, names)
     names.add(name.casefold())
+    added.add(name)
     for key in keys:
         urls[key] = name
     return FeedChange(name=name, url=url, status="added"), values

@@ -94,6 +94,7 @@ def test_duplicate_url_is_skipped_and_refused(config: Path) -> None:
 def test_same_url_twice_in_one_batch_is_added_once(config: Path) -> None:
     changes = add_feeds(config, [{"title": "x", "url": "https://e.org/f"}, {"title": "y", "url": "https://e.org/f/"}])
     assert [c.status for c in changes] == ["added", "skipped"]
+    assert changes[1].reason == "the same URL as feed 'x', listed before it"
     assert _names(config)[-1] == "x"
 
 
