@@ -176,17 +176,21 @@ def _validate(source: _Source, text: str) -> Config:
 
 def _write(source: _Source, text: str) -> None:
     """Replace the config file atomically, refusing if it changed since it was read."""
-    path = source.path
+    path = source.path.resolve()  # through a symlink: replace the file it points to, keep the link
     current = path.stat()
     if (current.st_mtime_ns, current.st_size, current.st_ino) != (
         source.stat.st_mtime_ns, source.stat.st_size, source.stat.st_ino
     ):
         raise ConfigError("changed on disk while it was being edited; nothing written, try again",
-                          path=str(path))
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False,
-        newline="",
-    )
+                          path=str(source.path))
+    try:
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False,
+            newline="",
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot be written (no temporary file beside it: {exc.strerror or exc})",
+                          path=str(source.path)) from exc
     temp_path = Path(handle.name)
     try:
         with handle:
@@ -198,7 +202,7 @@ def _write(source: _Source, text: str) -> None:
             os.chown(temp_path, source.stat.st_uid, source.stat.st_gid)
         os.replace(temp_path, path)
     except OSError as exc:
-        raise ConfigError(f"cannot be written: {exc.strerror or exc}", path=str(path)) from exc
+        raise ConfigError(f"cannot be written: {exc.strerror or exc}", path=str(source.path)) from exc
     finally:
         if temp_path.exists():
             temp_path.unlink()

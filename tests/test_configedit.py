@@ -354,3 +354,14 @@ def test_property_any_sequence_of_edits_keeps_a_valid_config_with_its_comments(o
         for line in ("# newsmon test config: keep this comment", "# --- feeds banner", "# --- channels banner"):
             assert line in text
         assert "\n\n\n" not in text
+
+
+def test_a_symlinked_config_stays_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "etc" / "feeds.toml"
+    real.parent.mkdir()
+    real.write_text(SAMPLE, encoding="utf-8")
+    link = tmp_path / "feeds.toml"
+    link.symlink_to(real)
+    add_feeds(link, [{"title": "New", "url": "https://e.org/new"}])
+    assert link.is_symlink()
+    assert "New" in [feed.name for feed in load_config(real).feeds]
