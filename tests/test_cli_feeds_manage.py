@@ -109,6 +109,7 @@ def test_add_a_page_with_several_feeds_needs_a_choice(config: Path, server: Feed
     assert load_config(config).feed("Second").url == server.url("/two.xml")
     result = run(config, "add", server.url("/"), "--choose", "5")
     assert result.exit_code == 2 and "only 2" in result.output
+    assert "(already configured as 'Second')" in result.output
     result = run(config, "add", server.url("/"), "--yes")
     assert result.exit_code == 0, result.output
     assert names(config) == ["Al Jazeera", "Second", "One"]

@@ -63,7 +63,7 @@ def feeds_add(app: AppContext, url: str, name: str | None, interval: str | None,
             click.echo(f"  not a feed: {tried_url}: {reason}", err=True)
         raise ParseError(f"no working feed found at {discovery.url} (not a feed itself, no feed link that works, "
                          "no feed at the common paths)", kind="not_a_feed")
-    candidate = _pick(discovery.candidates, choose, yes)
+    candidate = _pick(discovery.candidates, choose, yes, _configured_names(config.feeds))
     change = add_feed(app.config_path, {
         "name": name, "title": candidate.title, "url": candidate.url, "interval": interval,
         "language": language, "tags": list(tags),
@@ -92,17 +92,21 @@ def _refuse_known_url(feeds: Any, url: str) -> None:
             raise UsageError(f"{url} is already configured as feed {feed.name!r}")
 
 
-def _pick(candidates: list[Any], choose: int | None, yes: bool) -> Any:
+def _configured_names(feeds: Any) -> dict[str, str]:
+    return {key: feed.name for feed in feeds for key in url_keys(feed.url)}
+
+
+def _pick(candidates: list[Any], choose: int | None, yes: bool, configured: dict[str, str]) -> Any:
     if len(candidates) == 1 and choose in (None, 1):
         return candidates[0]
     if choose is not None:
         if choose > len(candidates):
-            _list_candidates(candidates)
+            _list_candidates(candidates, configured)
             raise UsageError(f"--choose {choose}: only {len(candidates)} feed(s) were found")
         return candidates[choose - 1]
     if yes:
         return candidates[0]
-    _list_candidates(candidates)
+    _list_candidates(candidates, configured)
     if not sys.stdin.isatty():
         raise UsageError(f"{len(candidates)} feeds found: run again with --choose N (1 to {len(candidates)}) "
                          "or --yes for the first")
@@ -110,10 +114,12 @@ def _pick(candidates: list[Any], choose: int | None, yes: bool) -> Any:
     return candidates[number - 1]
 
 
-def _list_candidates(candidates: list[Any]) -> None:
+def _list_candidates(candidates: list[Any], configured: dict[str, str]) -> None:
     for number, candidate in enumerate(candidates, start=1):
         title = candidate.title or "(untitled)"
-        click.echo(f"{number:>3}. {title}  {candidate.url}  [{candidate.type}, {candidate.source}]")
+        known = next((configured[key] for key in url_keys(candidate.url) if key in configured), None)
+        note = f"  (already configured as {known!r})" if known else ""
+        click.echo(f"{number:>3}. {title}  {candidate.url}  [{candidate.type}, {candidate.source}]{note}")
 
 
 # --------------------------------------------------------------------------- import
