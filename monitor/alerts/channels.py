@@ -282,7 +282,8 @@ class AppriseChannel:
         # Apprise may notify from its own worker threads, so its log lines cannot be told apart by thread:
         # one Apprise send at a time in this process, and everything captured meanwhile is this send's.
         with _APPRISE_LOCK:
-            with apprise.LogCapture(fmt="%(levelname)s|%(message)s") as captured:
+            # level: capture Apprise's warnings (its failure reasons) even when logging is set quieter
+            with apprise.LogCapture(level=logging.WARNING, fmt="%(levelname)s|%(message)s") as captured:
                 result = notifier.notify(body=body, title=title, body_format=body_format)
             delivered = bool(result)
             close = getattr(result, "close", None)
