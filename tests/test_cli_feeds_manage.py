@@ -139,7 +139,8 @@ def test_add_without_any_feed_fails_cleanly(config: Path, server: FeedServer) ->
     assert result.exit_code == 1 and "error:" in result.output
 
 
-@pytest.mark.parametrize("args", [["--interval", "soon"], ["--language", "French"], ["--choose", "0"]])
+@pytest.mark.parametrize("args", [["--interval", "soon"], ["--language", "French"], ["--choose", "0"],
+                                  ["--name", "al jazeera"]])
 def test_add_bad_options_exit_2(config: Path, args: list[str]) -> None:
     result = run(config, "add", "https://e.org/rss", *args)
     assert result.exit_code == 2

@@ -56,6 +56,8 @@ def feeds_add(app: AppContext, url: str, name: str | None, interval: str | None,
         raise UsageError("--choose takes a number from 1")
     config = app.config()
     _refuse_known_url(config.feeds, url)
+    if name is not None and name.strip().casefold() in {feed.name.casefold() for feed in config.feeds}:
+        raise UsageError(f"the name {name.strip()!r} is already used by another feed; choose another with --name")
     with Fetcher(FetchSettings.from_monitor(config.monitor)) as fetcher:
         discovery = explore(url, fetcher)
     if not discovery.candidates:
