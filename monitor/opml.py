@@ -300,6 +300,7 @@ _TOKEN = re.compile(
 )
 # The end of a start tag: a ">" after a quote or the tag name, followed by another tag or the end.
 _TAG_END = re.compile(r"(/?)\s*>(?=\s*(?:<|\Z))")
+_NEXT_OUTLINE = re.compile(r"</?outline\b|</body\b", re.IGNORECASE)
 _ATTRIBUTE = re.compile(r"([A-Za-z_:][\w:.-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _TITLE_TEXT = re.compile(r"\s*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _ENCODING = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
@@ -319,14 +320,21 @@ def _decode(data: bytes) -> str:
 
 
 def _find_tag_end(text: str, name_end: int) -> tuple[int, int, bool]:
-    """``(attributes_end, tag_end, self_closing)`` of the start tag whose name ends at ``name_end``."""
-    for match in _TAG_END.finditer(text, name_end):
-        before = text[:match.start()].rstrip()
-        if match.start() == name_end or before.endswith(("\"", "'")) or len(before) == name_end:
+    """``(attributes_end, tag_end, self_closing)`` of the start tag whose name ends at ``name_end``.
+
+    The end is the first ``>`` (or ``/>``) after a quote or right after the name that is followed by
+    another tag, looked for before the next outline tag starts (attribute values may hold ``>``)."""
+    next_tag = _NEXT_OUTLINE.search(text, name_end)
+    limit = next_tag.start() if next_tag else len(text)
+    for match in _TAG_END.finditer(text, name_end, limit):
+        index = match.start() - 1
+        while index >= name_end and text[index].isspace():
+            index -= 1
+        if index < name_end or text[index] in "\"'":
             return match.start(), match.end(), bool(match.group(1))
-    plain = text.find(">", name_end)
+    plain = text.rfind(">", name_end, limit)
     if plain < 0:
-        return len(text), len(text), False
+        return limit, limit, False
     self_closing = text[plain - 1] == "/"
     return plain - (1 if self_closing else 0), plain + 1, self_closing
 

@@ -264,3 +264,17 @@ def test_property_any_bytes_give_a_result_or_an_opml_error(data: bytes) -> None:
         return
     for entry in result.entries:
         assert entry.xml_url.startswith(("http://", "https://"))
+
+
+def test_lenient_reading_with_text_between_tags_keeps_every_outline() -> None:
+    data = _doc(
+        '<outline text="Folder & co"> stray text '
+        '<outline text="a" xmlUrl="https://e.org/a?x=1&y=2" description="x > y"> more text '
+        '<outline text="b" xmlUrl="https://e.org/b"/></outline></outline>'
+    )
+    result = read_opml(data, source="t")
+    assert result.lenient
+    assert [(e.title, e.xml_url, e.tags) for e in result.entries] == [
+        ("a", "https://e.org/a?x=1&y=2", ("folder-co",)),
+        ("b", "https://e.org/b", ("folder-co",)),
+    ]
