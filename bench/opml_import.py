@@ -3,6 +3,20 @@
 Run: ``python bench/opml_import.py``. Prints seconds per step and, as the baseline measured in
 the same run, the time ``load_config`` takes to read and validate the resulting config (every
 edit validates the config before and after, so about twice that is the floor of one edit).
+
+Recorded 2026-11-28 on the 2-core development machine (shared, load average 3 to 12):
+9,896 feeds read (207 duplicate outlines merged), 9,877 added (19 skipped as the same URL after
+canonicalisation, 1 rejected: no scheme), config 1.5 MB.
+
+    read_opml                              0.20-0.39 s
+    import (first)                         1.12-1.61 s    (1.7-1.8 x baseline)
+    import (again, adds nothing)           0.74-1.23 s
+    baseline: load_config of the result   0.65-0.88 s
+    export (write_opml)                    0.06 s
+    disable one feed / remove one feed     0.9-1.3 s / 1.0-2.1 s
+
+The text edit itself (appending 9,877 tables) takes 0.12 s on the line-based path against 6.4 s
+through tomlkit (the fallback), measured in one run.
 """
 
 from __future__ import annotations
