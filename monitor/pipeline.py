@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import multiprocessing
+import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
@@ -49,6 +52,13 @@ class PollContext:
     config: Config
     ruleset: RuleSet
     clusterer: StoryClusterer
+    parser: "FeedParser | None" = None     # parses in worker processes; None parses in the calling thread
+
+    def close(self) -> None:
+        """Release the network client and the parser processes (not the store: the caller owns it)."""
+        self.fetcher.close()
+        if self.parser is not None:
+            self.parser.close()
 
 
 @dataclass
@@ -76,14 +86,17 @@ def compile_ruleset(config: Config) -> RuleSet:
     return RuleSet.compile([(rule.name, rule.query) for rule in config.rules])
 
 
-def build_context(config: Config, store: Store) -> PollContext:
-    """A context over an open store; the caller owns (and closes) the store and the fetcher."""
+def build_context(config: Config, store: Store, *, parallel_parse: bool = False) -> PollContext:
+    """A context over an open store; the caller owns the store and calls ``ctx.close()``.
+    ``parallel_parse`` parses in one worker process per core (worth it when many feeds are polled)."""
+    workers = os.cpu_count() or 1
     return PollContext(
         store=store,
         fetcher=Fetcher(fetch_settings(config)),
         config=config,
         ruleset=compile_ruleset(config),
         clusterer=StoryClusterer(window=config.monitor.story_window),
+        parser=FeedParser(workers) if parallel_parse and workers > 1 else None,
     )
 
 
@@ -135,13 +148,12 @@ def _refresh_leased(
     if body_hash == row.get("body_hash"):
         return _record_unchanged(ctx, feed, row, result, now=now, started=started, status="unchanged")
 
+    parser = ctx.parser or INLINE_PARSER
     try:
-        parsed = parse_feed(result.body, result.headers, result.url)
+        parsed, articles, single_link = parser.parse(result, feed, now=now)
     except ParseError as exc:
         return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
                                http_status=result.status, retry_after=None)
-
-    articles, single_link = normalize_feed(parsed, feed, base_url=result.url, now=now)
     catch_up = _is_catch_up(ctx.config, feed, row, now)
     interval = ctx.config.feed_interval(feed)
     state = _success_state(ctx, feed, row, result, now=now, interval=interval, ttl=parsed.ttl_minutes)
@@ -156,6 +168,7 @@ def _refresh_leased(
         outcome = _ingest(
             conn, ctx.store, row["id"], feed.name, articles, now=now, clusterer=ctx.clusterer,
             ruleset=ctx.ruleset, config=ctx.config, catch_up=catch_up, merge_urls=not single_link,
+            first_poll=not row.get("first_polled"),
         )
         ctx.store.update_feed(conn, row["id"], **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome="ok", http_status=result.status,
@@ -181,6 +194,77 @@ def normalize_feed(parsed: ParsedFeed, feed: FeedConfig, *, base_url: str, now: 
     for article in normalize.normalize_feed(parsed, seen_at=now, feed_url=base_url, config_language=feed.language):
         articles.setdefault(article.key, article)
     return list(articles.values()), normalize.feed_has_single_link(parsed.entries)
+
+
+@dataclass(frozen=True)
+class FeedMeta:
+    """What the pipeline keeps of a parsed feed besides its articles (small, cheap to send between processes)."""
+
+    format: str
+    title: str
+    language: str | None
+    ttl_minutes: int | None
+    bozo: str | None
+    entries: int
+
+
+def _parse_job(body: bytes, headers: dict[str, str], url: str, feed: FeedConfig, now: datetime) -> tuple[Any, ...]:
+    """Parse and normalise one fetched feed; runs in a worker process, so errors travel as values."""
+    try:
+        parsed = parse_feed(body, headers, url)
+    except ParseError as exc:
+        return ("error", exc.kind, exc.message)
+    articles, single_link = normalize_feed(parsed, feed, base_url=url, now=now)
+    meta = FeedMeta(parsed.format, parsed.title, parsed.language, parsed.ttl_minutes, parsed.bozo,
+                    len(parsed.entries))
+    return ("ok", meta, articles, single_link)
+
+
+class FeedParser:
+    """Parsing and normalising, the CPU-heavy stages, in a pool of worker processes so that a poll of
+    many feeds uses every core (threads share one interpreter lock). A worker that dies (a parser
+    crash, memory exhaustion on a hostile feed) fails only that feed, and the pool is rebuilt."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["monitor.pipeline"])
+                self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            return self._executor
+
+    def parse(self, result: FetchResult, feed: FeedConfig, *, now: datetime) -> tuple[FeedMeta, list[Article], bool]:
+        if self.workers <= 1:
+            outcome = _parse_job(result.body, dict(result.headers), result.url, feed, now)
+        else:
+            pool = self._pool()
+            try:
+                outcome = pool.submit(_parse_job, result.body, dict(result.headers), result.url, feed, now).result()
+            except BrokenProcessPool as exc:
+                with self._lock:
+                    if self._executor is pool:
+                        self._executor = None
+                pool.shutdown(wait=False, cancel_futures=True)
+                log.error("parser process died feed=%s url=%s", feed.name, result.url)
+                raise ParseError("the parser process died on this feed (memory or a parser crash)",
+                                 kind="parser_crash") from exc
+        if outcome[0] == "error":
+            raise ParseError(outcome[2], kind=outcome[1])
+        return outcome[1], outcome[2], outcome[3]
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+INLINE_PARSER = FeedParser(workers=1)
 
 
 def _is_catch_up(config: Config, feed: FeedConfig, row: dict[str, Any], now: datetime) -> bool:
@@ -288,13 +372,13 @@ def ingest_articles(
     with store.transaction() as conn:
         feed_id = store.ensure_feed(conn, feed_name, feed_url or f"urn:newsmon:feed:{feed_name}", now=now)
         return _ingest(conn, store, feed_id, feed_name, articles, now=now, clusterer=clusterer, ruleset=ruleset,
-                       config=config, catch_up=catch_up, merge_urls=merge_urls)
+                       config=config, catch_up=catch_up, merge_urls=merge_urls, first_poll=catch_up)
 
 
 def _ingest(
     conn: sqlite3.Connection, store: Store, feed_id: int, feed_name: str, articles: Sequence[Article], *,
     now: datetime, clusterer: StoryClusterer, ruleset: RuleSet | None, config: Config | None, catch_up: bool,
-    merge_urls: bool,
+    merge_urls: bool, first_poll: bool,
 ) -> IngestResult:
     result = IngestResult()
     for article in articles:
@@ -317,7 +401,7 @@ def _ingest(
             enqueued = alerts_module.enqueue_for_article(
                 conn, config, article_id=write.article_id, story_id=assignment.story_id,
                 story_created=assignment.created, source_added=assignment.source_added, rule_matches=matches,
-                article=article, feed_name=feed_name, catch_up=catch_up, now=now,
+                article=article, feed_name=feed_name, catch_up=catch_up, first_poll=first_poll, now=now,
             )
             result.alerts += enqueued.created
             result.held_back += enqueued.held_back

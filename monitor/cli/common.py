@@ -119,3 +119,5 @@ def configure_logging(verbosity: int) -> None:
     # Third-party chatter stays at warnings unless -vv.
     for name in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+    # The `log` alert channel is an output the user asked for: shown unless -q.
+    logging.getLogger("monitor.alerts.log").setLevel(logging.INFO if verbosity >= 0 else logging.ERROR)

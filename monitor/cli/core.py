@@ -46,7 +46,7 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     names = _select_feeds(config, feed_names)
     store = app.store()
     store.sync_feeds(config.feeds)
-    ctx = build_context(config, store)
+    ctx = build_context(config, store, parallel_parse=len(names) > 1)
     show_progress = sys.stderr.isatty() and app.verbosity >= 0 and len(names) > 1
     try:
         if show_progress:
@@ -55,9 +55,10 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
         else:
             results = poll_feeds(ctx, names, owner=f"poll-{os.getpid()}")
     finally:
-        ctx.fetcher.close()
+        ctx.close()
     for result in results:
         click.echo(_describe(result))
+    alerts.run_digests(store, config, now=utcnow())
     report = alerts.deliver_pending(store, config, now=utcnow())
     failed = sum(1 for result in results if result.status == "error")
     new = sum(result.new for result in results)
