@@ -69,7 +69,8 @@ class QueryError(MonitorError):
 
 
 class FetchError(MonitorError):
-    """``kind``: connect, timeout, deadline, too_large, http_status, redirect, protocol, tls, gone."""
+    """``kind``: connect, tls, timeout, deadline, too_large, redirect, http_status, gone (410),
+    rate_limited (429), unavailable (503), protocol, invalid_url."""
 
     def __init__(
         self,
@@ -88,7 +89,7 @@ class FetchError(MonitorError):
 
 
 class ParseError(MonitorError):
-    """``kind``: empty, not_a_feed, html_page, invalid_json, malformed."""
+    """``kind``: empty, not_a_feed, html_page, invalid_json, malformed, parser_crash."""
 
     def __init__(self, message: str, *, kind: str) -> None:
         super().__init__(message)

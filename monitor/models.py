@@ -9,7 +9,7 @@ from typing import Mapping
 
 @dataclass(frozen=True)
 class FetchResult:
-    """What ``fetch.fetch_feed`` returns for a response it accepted (2xx or 304)."""
+    """What ``fetch.Fetcher.fetch`` returns for a response it accepted (2xx or 304)."""
 
     requested_url: str
     url: str                          # final URL after redirects

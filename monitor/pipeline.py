@@ -29,6 +29,7 @@ from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchSettings, cache_max_age
 from monitor.models import Article, FeedPollResult, FetchResult, ParsedFeed
 from monitor import normalize
+from monitor.clean import clean_title
 from monitor.parse import parse_feed
 from monitor.rules import MatchDoc, RuleMatch, RuleSet
 from monitor.schedule import next_check
@@ -159,7 +160,7 @@ def _refresh_leased(
     state = _success_state(ctx, feed, row, result, now=now, interval=interval, ttl=parsed.ttl_minutes)
     state.update(
         body_hash=body_hash,
-        title=parsed.title or row.get("title"),
+        title=clean_title(parsed.title) or row.get("title"),
         bozo=parsed.bozo,
         ttl_s=parsed.ttl_minutes * 60 if parsed.ttl_minutes else None,
         single_link=int(single_link),
