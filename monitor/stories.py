@@ -70,6 +70,9 @@ class Tuning:
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.05       # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
+    guard_names: int = 0             # guard on the article's strongest names (0: its headline's names)
+    stem: bool = False               # strip English plural and verb endings
+    name_pairs: bool = False         # two adjacent names also count as one term
     min_terms: int = 3               # articles with fewer terms only start stories
 
 
@@ -118,10 +121,10 @@ class Features:
 def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
     counts: dict[str, float] = {}
     names: set[str] = set()
-    _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title))
+    _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title), tuning=tuning)
     title_names = set(names)
     title_terms = set(counts)
-    _scan(lead, counts, names, weight=1.0, trust_case=True)
+    _scan(lead, counts, names, weight=1.0, trust_case=True, tuning=tuning)
     return Features(counts, names, title_names, title_terms)
 
 
@@ -134,30 +137,59 @@ def _trust_case(title: str) -> bool:
     return capitalised / len(words) < 0.6
 
 
-def _scan(text: str, counts: dict[str, float], names: set[str], *, weight: float, trust_case: bool) -> int:
-    """Add the terms of ``text`` to ``counts``; capitalised/acronym/number terms go in ``names``."""
+def _scan(
+    text: str, counts: dict[str, float], names: set[str], *, weight: float, trust_case: bool, tuning: Tuning
+) -> None:
+    """Add the terms of ``text`` to ``counts``; capitalised/acronym/number terms go in ``names``.
+
+    Two adjacent names also count as one more term ("jamal_williams"): full names and places
+    such as "port_vila" tell events apart better than their parts.
+    """
     if not text:
-        return 0
+        return
     text = _ACRONYM_DOTS.sub(lambda m: m.group(1).replace(".", ""), text)
     matches = list(_WORD.finditer(text))
-    added = 0
+    previous_name: str | None = None
+    previous_end = -1
     for index, match in enumerate(matches):
         raw = match.group()
         term = fold(raw)
         is_number = raw[0].isdigit()
-        if not is_number and (len(term) < 2 or term in _STOPWORDS):
-            if not (raw.isupper() and len(raw) >= 2):  # "US", "UN" are names, not stopwords
-                continue
-        if raw.isupper() and len(raw) >= 2 and not is_number:
+        is_acronym = raw.isupper() and len(raw) >= 2 and not is_number
+        if not is_number and not is_acronym and (len(term) < 2 or term in _STOPWORDS):
+            previous_name = None
+            continue
+        is_name = True
+        if is_acronym:
             term = raw  # acronyms stay upper-case so "US" is not "us"
+        elif not is_number:
+            is_name = trust_case and raw[0].isupper() and _looks_like_name(text, matches, index)
+            if tuning.stem:
+                term = stem(term)
+        if is_name:
             names.add(term)
-        elif is_number:
-            names.add(term)
-        elif trust_case and raw[0].isupper() and _looks_like_name(text, matches, index):
-            names.add(term)
+            if tuning.name_pairs and previous_name is not None and text[previous_end:match.start()].strip() == "":
+                pair = f"{previous_name}_{term}"
+                names.add(pair)
+                counts[pair] = counts.get(pair, 0.0) + weight
+            previous_name = None if is_number else term
+        else:
+            previous_name = None
+        previous_end = match.end()
         counts[term] = counts.get(term, 0.0) + weight
-        added += 1
-    return added
+
+
+@lru_cache(maxsize=200_000)
+def stem(term: str) -> str:
+    """A light suffix stripper (English plurals and verb endings) so that rewrites share terms."""
+    if len(term) <= 4 or not term.isalpha():
+        return term
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if term.endswith(suffix) and len(term) - len(suffix) >= 4:
+            if suffix == "s" and term.endswith("ss"):
+                return term
+            return term[: len(term) - len(suffix)] + keep
+    return term
 
 
 def _looks_like_name(text: str, matches: list[re.Match[str]], index: int) -> bool:
@@ -355,7 +387,10 @@ class StoryClusterer:
             return 0.0
         score = cosine(vector, state.vector) * decay
         needed = self.tuning.threshold
-        if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
+        guarded = title_names
+        if self.tuning.guard_names:
+            guarded = set(sorted(names, key=vector.__getitem__, reverse=True)[: self.tuning.guard_names])
+        if _novel_title_names(vector, guarded, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
             if _missing_story_names(vector, state, self.tuning.story_names) > self.tuning.missing_names:
                 needed = max(needed, self.tuning.conflict_threshold)
