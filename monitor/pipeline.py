@@ -73,14 +73,7 @@ class IngestResult:
 
 
 def fetch_settings(config: Config) -> FetchSettings:
-    settings = config.monitor
-    return FetchSettings(
-        user_agent=settings.user_agent,
-        connect_timeout=settings.connect_timeout.total_seconds(),
-        read_timeout=settings.read_timeout.total_seconds(),
-        deadline=settings.fetch_deadline.total_seconds(),
-        max_body=settings.max_body,
-    )
+    return FetchSettings.from_monitor(config.monitor)
 
 
 def compile_ruleset(config: Config) -> RuleSet:
