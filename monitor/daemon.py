@@ -221,8 +221,10 @@ class Daemon:
                 log.error("config reload failed to update the feeds, keeping the running config error=%s", exc)
                 return False
             old = self._ctx
+            previous_config = self.config
             self._ctx = ctx
             self.config = config
+            self._bring_forward_changed(previous_config, config)
             if old is not None and old.fetcher is not ctx.fetcher:
                 self._retired_fetchers.append(old.fetcher)  # in-flight polls may still use it; closed at exit
             self._network.min_hosts = _min_outage_hosts(config)
@@ -235,6 +237,27 @@ class Daemon:
         finally:
             self.notifier.status(self._status_line())
             self.notifier.notify("READY=1")
+
+    def _bring_forward_changed(self, before: Config, after: Config) -> None:
+        """Feeds whose URL changed are polled now; feeds whose interval got shorter are polled by the new one."""
+        now = utcnow()
+        schedule = []
+        for feed in after.feeds:
+            old = before.feed(feed.name)
+            if old is None or not feed.enabled:
+                continue
+            if old.url != feed.url:
+                schedule.append((feed.name, now))
+            elif after.feed_interval(feed) < before.feed_interval(old):
+                schedule.append((feed.name, next_check(
+                    now=now, interval=after.feed_interval(feed), outcome="skipped", consecutive_errors=0,
+                    retry_after=None, cache_max_age=None, ttl_minutes=None, settings=after.monitor,
+                    feed_name=feed.name,
+                )))
+        if schedule:
+            with self._require_store().transaction() as conn:
+                moved = leases.bring_forward(conn, schedule)
+            log.info("reload rescheduled feeds=%d", moved)
 
     # ------------------------------------------------------------------ polling
     def _require_store(self) -> Store:

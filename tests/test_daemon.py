@@ -292,14 +292,20 @@ def test_sigterm_gives_up_after_the_grace(tmp_path: Path, server: FeedServer, ru
 def test_sighup_reloads_and_rejects_a_bad_config(tmp_path: Path, server: FeedServer, running: list) -> None:
     server.add("/one.xml", rss(("o1", "One")), etag='"1"')
     server.add("/two.xml", rss(("t1", "Two")), etag='"2"')
-    daemon = Newsmon(tmp_path, config_text(feed_toml("one", server.url("/one.xml"))))
+    server.add("/hourly.xml", rss(("h1", "Hourly")), etag='"h"')
+    daemon = Newsmon(tmp_path, config_text(feed_toml("one", server.url("/one.xml")),
+                                           feed_toml("hourly", server.url("/hourly.xml"), "1h")))
     running.append(daemon.start())
     wait_until(lambda: len(server.requests_for("/one.xml")) >= 2, what="polls of one")
+    assert len(server.requests_for("/hourly.xml")) == 1
 
-    daemon.config.write_text(config_text(feed_toml("two", server.url("/two.xml"))))
+    # one removed, two added, hourly's interval shortened: applied without waiting out the old hour
+    daemon.config.write_text(config_text(feed_toml("two", server.url("/two.xml")),
+                                         feed_toml("hourly", server.url("/hourly.xml"), "2s")))
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: "config reloaded" in daemon.log(), what="reload")
     wait_until(lambda: len(server.requests_for("/two.xml")) >= 2, what="polls of the added feed")
+    wait_until(lambda: len(server.requests_for("/hourly.xml")) >= 2, what="the shortened interval")
     one_after = len(server.requests_for("/one.xml"))
     time.sleep(1.5)
     assert len(server.requests_for("/one.xml")) <= one_after   # removed: no more polls
@@ -504,3 +510,20 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
                 "ProtectHome=yes", "PrivateTmp=yes", "StateDirectory=newsmon", "ConfigurationDirectory=newsmon"):
         assert key in unit
+
+
+def test_sigint_stops_cleanly_too(tmp_path: Path, server: FeedServer, running: list) -> None:
+    server.add("/a.xml", rss(("a1", "Alpha")))
+    daemon = Newsmon(tmp_path, config_text(feed_toml("a", server.url("/a.xml"))))
+    running.append(daemon.start())
+    wait_until(lambda: server.requests_for("/a.xml"), what="a poll")
+    daemon.signal(signal.SIGINT)
+    assert daemon.stop() == 0
+    assert "stopped cleanly" in daemon.log() and "Traceback" not in daemon.log()
+
+
+def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
+    daemon = Newsmon(tmp_path, '[monitor]\nconcurrency = "many"\n')
+    done = daemon.cli("run", check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error:") and "concurrency" in done.stderr and "Traceback" not in done.stderr

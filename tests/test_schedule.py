@@ -347,3 +347,14 @@ def test_network_watch_tells_an_outage_from_dead_feeds() -> None:
     assert watch.observe("h", "h5", http_error) == [] and not watch.down   # a server answered
     single = NetworkWatch(min_hosts=0)
     assert [single.observe(n, f"h{n}", fail(n)) for n in "abc"] == [[], [], []]
+
+
+def test_bring_forward_only_moves_checks_earlier(db: sqlite3.Connection) -> None:
+    from monitor.store.leases import bring_forward
+
+    add_feed(db, "far", next_check=to_iso(NOW + timedelta(hours=1)))
+    add_feed(db, "near", next_check=to_iso(NOW + timedelta(seconds=5)))
+    soon = NOW + timedelta(minutes=1)
+    assert bring_forward(db, [("far", soon), ("near", soon)]) == 1
+    rows = dict(db.execute("SELECT name, next_check FROM feeds"))
+    assert rows == {"far": to_iso(soon), "near": to_iso(NOW + timedelta(seconds=5))}

@@ -218,3 +218,16 @@ def test_status_command_without_a_daemon(store: Store, tmp_path: Path) -> None:
     missing = subprocess.run(newsmon_argv("--config", str(config), "--db", str(tmp_path / "none.db"), "status"),
                              capture_output=True, text=True, env=env, timeout=120)
     assert missing.returncode == 1 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+
+
+def test_upkeep_checkpoint_and_optimize(store: Store, tmp_path: Path) -> None:
+    from monitor.store.status import checkpoint, optimize
+
+    ingest_articles(store, "wire", [article("c1", "Checkpoint", when=NOW)], now=NOW)
+    assert (tmp_path / "archive.db-wal").stat().st_size > 0
+    other = sqlite3.connect(tmp_path / "archive.db", isolation_level=None)
+    busy, _, _ = checkpoint(other)
+    other.close()
+    assert busy == 0
+    assert (tmp_path / "archive.db-wal").stat().st_size == 0     # TRUNCATE
+    optimize(store.conn)
