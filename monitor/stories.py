@@ -353,13 +353,13 @@ class StoryClusterer:
     ) -> tuple[story_store.StoryState | None, float | None]:
         probes = self._probe_terms(vector, df, documents)
         since = to_iso(article.published - self.window) or ""
-        found = story_store.candidate_stories(conn, probes, since=since, per_term=self.tuning.per_term)
-        if not found:
+        ranked = story_store.candidate_stories(
+            conn, {term: vector[term] for term in probes}, since=since, per_term=self.tuning.per_term,
+            min_overlap=self.tuning.min_overlap, limit=self.tuning.max_candidates,
+        )
+        if not ranked:
             return None, None
-        overlap = {sid: sum(vector[t] for t in terms) for sid, terms in found.items()}
-        ranked = [sid for sid in sorted(overlap, key=overlap.__getitem__, reverse=True)
-                  if overlap[sid] >= self.tuning.min_overlap]
-        states = story_store.load_story_states(conn, ranked[: self.tuning.max_candidates])
+        states = story_store.load_story_states(conn, ranked)
         best, best_score = None, 0.0
         for state in states:
             score = self._score(vector, names, title_names, state, article)

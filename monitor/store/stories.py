@@ -139,27 +139,36 @@ def count_document(conn: sqlite3.Connection, terms: Iterable[str]) -> None:
 
 
 def candidate_stories(
-    conn: sqlite3.Connection, terms: Sequence[str], *, since: str, per_term: int
-) -> dict[int, list[str]]:
-    """Stories posted under any of ``terms`` whose newest article is at or after ``since``.
+    conn: sqlite3.Connection,
+    weights: dict[str, float],
+    *,
+    since: str,
+    per_term: int,
+    min_overlap: float,
+    limit: int,
+) -> list[int]:
+    """Recent stories posted under the article's probe terms, best first.
 
-    At most ``per_term`` most recent stories per term: the cost does not grow with the archive.
-    Returns story id -> the terms that found it.
+    Each term reads at most ``per_term`` of its most recent stories (newest article at or after
+    ``since``), so the cost does not grow with the archive. A story's overlap is the summed
+    article weight of the terms that found it; stories below ``min_overlap`` are left out.
     """
-    if not terms:
-        return {}
+    if not weights:
+        return []
     parts = []
     params: list[object] = []
-    for term in terms:
+    for term, weight in weights.items():
         parts.append(
-            "SELECT * FROM (SELECT term, story_id FROM story_postings "
+            "SELECT story_id, ? AS w FROM (SELECT story_id FROM story_postings "
             "WHERE term = ? AND last_published >= ? ORDER BY last_published DESC LIMIT ?)"
         )
-        params.extend((term, since, per_term))
-    found: dict[int, list[str]] = {}
-    for term, story_id in conn.execute(" UNION ALL ".join(parts), params):
-        found.setdefault(story_id, []).append(term)
-    return found
+        params.extend((weight, term, since, per_term))
+    sql = (
+        f"SELECT story_id, sum(w) AS overlap FROM ({' UNION ALL '.join(parts)}) "
+        "GROUP BY story_id HAVING overlap >= ? ORDER BY overlap DESC, story_id DESC LIMIT ?"
+    )
+    params.extend((min_overlap, limit))
+    return [row[0] for row in conn.execute(sql, params)]
 
 
 def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> list[StoryState]:
