@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -149,3 +150,270 @@ def feed_errors(db: Path) -> dict[str, tuple[str | None, int | None, int]]:
             "SELECT name, last_error_kind, last_status, consecutive_errors FROM feeds")}
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- SIGKILL campaign
+# Used by tests/test_robust_crash.py (a few kills) and bench/crash.py (the full campaign).
+
+
+@dataclass
+class CrashTally:
+    """What a campaign saw. Every count but ``kills``, ``survived`` and ``alerts_in_window`` must be 0."""
+
+    mode: str
+    kills: int = 0                  # SIGKILLs delivered while the process was running
+    finished_first: int = 0         # rounds where the process ended before its kill moment
+    survived: int = 0               # kills after which the archive was intact and held every committed article
+    integrity_failures: int = 0     # PRAGMA integrity_check not "ok" after a kill
+    lost: int = 0                   # articles seen committed before a kill and missing afterwards
+    duplicated: int = 0             # duplicate article keys, URLs or feed links
+    alerts_duplicated: int = 0      # an alert received twice outside the send-then-mark window
+    alerts_in_window: int = 0       # duplicates explained by a kill between a channel's acceptance and the mark
+    alerts_lost: int = 0            # alert rows never received (or not marked sent) after completion
+    reference_missing: int = 0      # articles of the clean reference run missing from the crashed archive
+    reference_extra: int = 0        # articles in the crashed archive the reference run does not have
+    articles: int = 0
+    alerts_received: int = 0
+    kill_moments: list[float] | None = None   # seconds after start
+    articles_at_kill: list[int] | None = None  # articles a reader saw committed when the kill landed
+    full_poll_seconds: float = 0.0            # an uninterrupted poll of the first round (the kill moments' range)
+
+
+class CrashCampaign:
+    """SIGKILL ``newsmon poll`` (mode ``poll``) or the daemon ``newsmon run`` (mode ``run``) at random moments
+    while it ingests many loopback feeds that grow every round and delivers alerts to a loopback webhook;
+    check the archive after every kill; finish with uninterrupted polls and compare with a clean reference
+    run over the same final feeds."""
+
+    RULE_TOPIC = "Mali: "
+
+    def __init__(self, workdir: Path, *, mode: str = "poll", feeds: int = 40, items: int = 30, growth: int = 30,
+                 seed: int = 0, max_delay: float | None = None) -> None:
+        import random
+
+        from tests.feedserver import FeedServer
+        from tests.http_receiver import HttpReceiver
+
+        self.workdir = workdir
+        self.mode = mode
+        self.feed_count = feeds
+        self.items = items
+        self.growth = growth
+        self.random = random.Random(seed)
+        self.max_delay = max_delay
+        self.round = 0
+        self.server = FeedServer()
+        self.receiver = HttpReceiver()
+        self.db = workdir / "crash.db"
+        self.config = workdir / "feeds.toml"
+        self.published = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=8)
+        self.committed: set[str] = set()
+        self.window: dict[tuple, int] = {}
+        self.kills_by_mode: dict[str, int] = {}
+        self.tally = CrashTally(mode=mode, kill_moments=[], articles_at_kill=[])
+
+    # ---------------------------------------------------------------- set-up
+    def __enter__(self) -> "CrashCampaign":
+        self.server.start()
+        self.receiver.start()
+        self._serve_round()
+        feeds = [(f"f{index}", self.server.url(f"/f{index}.xml")) for index in range(self.feed_count)]
+        self._write_config(self.config, feeds, "/hook")
+        if self.max_delay is None:
+            self.max_delay = self._calibrate(feeds)
+        return self
+
+    def _calibrate(self, feeds: Sequence[tuple[str, str]]) -> float:
+        """The time an uninterrupted poll of the first round takes here (start-up included)."""
+        scratch = self.workdir / "calibration"
+        scratch.mkdir(exist_ok=True)
+        config = scratch / "feeds.toml"
+        self._write_config(config, feeds, "/calibration")
+        done = run_newsmon(config, scratch / "calibration.db", "poll", cwd=scratch)
+        if done.returncode != 0:
+            raise RuntimeError(f"calibration poll failed: {done.stderr[-2000:]}")
+        self.tally.full_poll_seconds = round(done.elapsed, 2)
+        return done.elapsed * 0.9
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.receiver.stop()
+        self.server.stop()
+
+    def _write_config(self, path: Path, feeds: Sequence[tuple[str, str]], hook: str) -> None:
+        monitor = ('concurrency = 4\nper_host = 4\nfetch_deadline = "3s"\nread_timeout = "3s"\n'
+                   'connect_timeout = "2s"\n'
+                   'default_channels = ["hook"]\n')
+        rules = ('\n[[rules]]\nname = "mali"\nquery = "Mali"\n'
+                 f'\n[[channels]]\nname = "hook"\nurl = "webhook:{self.receiver.url(hook)}"\n')
+        write_config(path, feeds, monitor=monitor, extra=rules)
+
+    def _serve_round(self) -> None:
+        count = self.items + self.round * self.growth
+        for index in range(self.feed_count):
+            topic = self.RULE_TOPIC if index % 4 == 0 else ""
+            body = rss_feed(f"f{index}", count, published=self.published, topic=topic)
+            self.server.add(f"/f{index}.xml", body, etag=f'"f{index}-r{self.round}"')
+
+    # ---------------------------------------------------------------- one kill
+    def _start(self, mode: str) -> subprocess.Popen:
+        command = "run" if mode == "run" else "poll"
+        env = child_env({"NEWSMON_TICK": "0.25", "NEWSMON_DELIVER_EVERY": "0.5"})
+        return subprocess.Popen(newsmon_argv("--config", str(self.config), "--db", str(self.db), command),
+                                cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _sample(self, proc: subprocess.Popen, seen: set[str], stop: threading.Event) -> None:
+        """Keys visible to a reader while the process runs: committed, so they must survive the kill."""
+        while not stop.is_set() and proc.poll() is None:
+            if self.db.exists():
+                try:
+                    conn = read_only(self.db)
+                    try:
+                        seen.update(row[0] for row in conn.execute("SELECT key FROM articles"))
+                    finally:
+                        conn.close()
+                except sqlite3.Error:
+                    pass  # the archive is being created, or has no articles table yet
+            stop.wait(0.05)
+
+    def kill_once(self, mode: str | None = None) -> None:
+        """One round: start the process, SIGKILL it at a random moment, check the archive. ``mode``
+        overrides the campaign's (``poll`` or ``run``) for this round."""
+        import signal
+
+        mode = mode or self.mode
+        delay = self.random.uniform(0.3, self.max_delay or 3.0)
+        proc = self._start(mode)
+        seen: set[str] = set()
+        stop = threading.Event()
+        sampler = threading.Thread(target=self._sample, args=(proc, seen, stop), daemon=True)
+        sampler.start()
+        try:
+            code = proc.wait(timeout=delay)
+            if code != 0:
+                raise RuntimeError(f"newsmon {mode} exited {code} before its kill moment")
+            self.tally.finished_first += 1
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            self.tally.kills += 1
+            self.kills_by_mode[mode] = self.kills_by_mode.get(mode, 0) + 1
+            self.tally.kill_moments.append(round(delay, 2))
+            self.tally.articles_at_kill.append(len(seen))
+        stop.set()
+        sampler.join(timeout=10)
+        self.committed |= seen
+        self._check_after_kill()
+        self.round += 1
+        self._serve_round()
+
+    def _check_after_kill(self) -> None:
+        if not self.db.exists():
+            self.tally.survived += 1
+            return
+        ok = True
+        if integrity(self.db) != "ok":
+            self.tally.integrity_failures += 1
+            ok = False
+        keys = article_keys(self.db)
+        missing = self.committed - keys
+        if missing:
+            self.tally.lost += len(missing)
+            ok = False
+        self.committed |= keys
+        dup = duplicates(self.db)
+        if any(dup.values()):
+            self.tally.duplicated += sum(dup.values())
+            ok = False
+        self._note_window()
+        self.tally.survived += int(ok)
+
+    def _note_window(self) -> None:
+        """Alerts a channel accepted that the archive does not mark sent: the documented window."""
+        received = {self._identity(body) for body in self.receiver.json_bodies("/hook")}
+        conn = read_only(self.db)
+        try:
+            rows = conn.execute("SELECT rule, story_id, kind FROM alerts WHERE status != 'sent'").fetchall() \
+                if _has_table(conn, "alerts") else []
+        finally:
+            conn.close()
+        for row in rows:
+            identity = (row[0], row[1], row[2])
+            if identity in received:
+                self.window[identity] = self.window.get(identity, 0) + 1
+
+    @staticmethod
+    def _identity(body: dict) -> tuple:
+        return (body.get("rule"), body.get("story_id"), body.get("kind"))
+
+    # ---------------------------------------------------------------- completion and reference
+    def finish(self, *, lease_wait: bool = True) -> CrashTally:
+        """Uninterrupted polls until every feed is stored (after the dead processes' feed leases expire),
+        then the checks against a clean reference run over the same feeds."""
+        if lease_wait:
+            self._wait_for_leases()
+        for _ in range(3):
+            done = run_newsmon(self.config, self.db, "poll", cwd=self.workdir)
+            if done.returncode != 0:
+                raise RuntimeError(f"completion poll failed: {done.stderr[-2000:]}")
+            if not any(line.startswith(("skipped", "error")) for line in done.stdout.splitlines()):
+                break
+        self._check_after_kill()
+        self.tally.survived -= 1          # that check was not after a kill
+        self._count_alerts()
+        reference = self._reference_keys()
+        keys = article_keys(self.db)
+        self.tally.reference_missing = len(reference - keys)
+        self.tally.reference_extra = len(keys - reference)
+        self.tally.articles = len(keys)
+        return self.tally
+
+    def _wait_for_leases(self) -> None:
+        from monitor.timeutil import from_iso
+
+        if not self.db.exists():
+            return
+        conn = read_only(self.db)
+        try:
+            latest = conn.execute("SELECT max(lease_until) FROM feeds WHERE lease_owner IS NOT NULL").fetchone()[0]
+        finally:
+            conn.close()
+        until = from_iso(latest) if latest else None
+        if until is not None:
+            time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+
+    def _count_alerts(self) -> None:
+        bodies = self.receiver.json_bodies("/hook")
+        self.tally.alerts_received = len(bodies)
+        counts: dict[tuple, int] = {}
+        for body in bodies:
+            identity = self._identity(body)
+            counts[identity] = counts.get(identity, 0) + 1
+        for identity, count in counts.items():
+            extra = count - 1
+            allowed = min(extra, self.window.get(identity, 0))
+            self.tally.alerts_in_window += allowed
+            self.tally.alerts_duplicated += extra - allowed
+        conn = read_only(self.db)
+        try:
+            rows = conn.execute("SELECT rule, story_id, kind, status FROM alerts WHERE folded_into IS NULL").fetchall()
+        finally:
+            conn.close()
+        for rule, story_id, kind, status in rows:
+            if status != "sent" or (rule, story_id, kind) not in counts:
+                self.tally.alerts_lost += 1
+
+    def _reference_keys(self) -> set[str]:
+        reference_dir = self.workdir / "reference"
+        reference_dir.mkdir(exist_ok=True)
+        config = reference_dir / "feeds.toml"
+        feeds = [(f"f{index}", self.server.url(f"/f{index}.xml")) for index in range(self.feed_count)]
+        self._write_config(config, feeds, "/reference")
+        db = reference_dir / "reference.db"
+        done = run_newsmon(config, db, "poll", cwd=reference_dir)
+        if done.returncode != 0:
+            raise RuntimeError(f"reference poll failed: {done.stderr[-2000:]}")
+        return article_keys(db)
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
