@@ -11,6 +11,9 @@ in arrival order. The method, in short:
    higher. Its rarest strongest terms look up recent stories in an inverted index
    (``story_postings``); each candidate is scored by cosine similarity with the story centroid,
    gated by the publication-time window, and the best one at or above the threshold is joined.
+   A guard against similar-but-different events (another arrest at the same club, another
+   quake in the same country): when most of the headline's names are new to a story, a higher
+   score is needed, and higher still when the story's own main names are missing from the article.
    Across languages (article and story languages known and different) the score is the
    similarity of names and numbers only.
 4. Headline: when an article joins, its title competes with the current headline; the one
@@ -50,7 +53,7 @@ class StoryAssignment:
 class Tuning:
     """Knobs of the clusterer (tuned on the ECB+ development half only)."""
 
-    threshold: float = 0.30          # score (mixed cosine) needed to join
+    threshold: float = 0.30          # cosine with the centroid (time-decayed) needed to join
     novel_names: float = 0.5         # share of headline-name weight new to a story that calls for ...
     strict_threshold: float = 0.4    # ... this higher score to join it
     story_names: int = 8             # the story's strongest names checked against the article ...
@@ -70,7 +73,6 @@ class Tuning:
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.05       # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
-    guard_names: int = 0             # guard on the article's strongest names (0: its headline's names)
     stem: bool = False               # strip English plural and verb endings
     name_pairs: bool = False         # two adjacent names also count as one term
     min_terms: int = 3               # articles with fewer terms only start stories
@@ -387,10 +389,7 @@ class StoryClusterer:
             return 0.0
         score = cosine(vector, state.vector) * decay
         needed = self.tuning.threshold
-        guarded = title_names
-        if self.tuning.guard_names:
-            guarded = set(sorted(names, key=vector.__getitem__, reverse=True)[: self.tuning.guard_names])
-        if _novel_title_names(vector, guarded, state) > self.tuning.novel_names:
+        if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
             if _missing_story_names(vector, state, self.tuning.story_names) > self.tuning.missing_names:
                 needed = max(needed, self.tuning.conflict_threshold)

@@ -253,3 +253,16 @@ def test_features_fold_accents_and_keep_acronyms() -> None:
 def test_unknown_tuning_is_refused() -> None:
     with pytest.raises(TypeError):
         StoryClusterer(no_such_knob=1.0)
+
+
+def test_centroid_encoding_round_trip() -> None:
+    vector = {"vanuatu": 0.5, "US": 0.25, "séisme": 0.125, "port_vila": 1.0}
+    names = {"vanuatu", "US", "port_vila", "not-in-vector"}
+    headline = {"vanuatu": 0.75}
+    decoded, decoded_names, decoded_headline = story_store.decode_vector(
+        story_store.encode_vector(vector, names, headline)
+    )
+    assert decoded == vector  # weights are float32: these values are exact
+    assert decoded_names == {"vanuatu", "US", "port_vila"}
+    assert decoded_headline == headline
+    assert story_store.decode_vector(story_store.encode_vector({}, set(), {})) == ({}, set(), {})
