@@ -75,6 +75,7 @@ class Tuning:
     time_decay: float = 0.15         # score lost at a gap of one full window
     stem: bool = False               # strip English plural and verb endings
     name_pairs: bool = False         # two adjacent names also count as one term
+    min_shared: int = 3              # distinct terms an article must share with a story to join it
     min_terms: int = 3               # articles with fewer terms only start stories
 
 
@@ -123,10 +124,13 @@ class Features:
 def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
     counts: dict[str, float] = {}
     names: set[str] = set()
-    _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=_trust_case(title), tuning=tuning)
+    trusted = _trust_case(title)
+    _scan(title, counts, names, weight=1.0 + tuning.title_boost, trust_case=trusted, tuning=tuning)
     title_names = set(names)
     title_terms = set(counts)
     _scan(lead, counts, names, weight=1.0, trust_case=True, tuning=tuning)
+    if not trusted:  # a Headline Case title: its names are the words the lead capitalises
+        title_names = title_terms & names
     return Features(counts, names, title_names, title_terms)
 
 
@@ -388,6 +392,8 @@ class StoryClusterer:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
             return 0.0
         score = cosine(vector, state.vector) * decay
+        if score < self.tuning.threshold or _shared_terms(vector, state.vector) < self.tuning.min_shared:
+            return 0.0
         needed = self.tuning.threshold
         if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
@@ -498,6 +504,10 @@ def _missing_story_names(vector: dict[str, float], state: story_store.StoryState
     total = sum(state.vector[t] for t in strongest)
     missing = sum(state.vector[t] for t in strongest if t not in vector)
     return missing / total if total else 0.0
+
+
+def _shared_terms(vector: dict[str, float], centroid: dict[str, float]) -> int:
+    return sum(1 for term in vector if term in centroid)
 
 
 def _lang(code: str) -> str:
