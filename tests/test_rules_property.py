@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 
 from monitor.rules import MatchDoc, RuleSet, matches_query, parse_query
+from monitor.rules.matcher import _DocView, holds
 from monitor.search import search
 from monitor.store import Store
 from monitor.store.matches import SCHEMA as MATCHES_SCHEMA
@@ -191,5 +192,7 @@ def test_trigger_index_never_skips_a_rule(queries: list[str], docs: list[MatchDo
     ruleset = RuleSet.compile(rules)
     for doc in docs:
         alone = [name for name, text in rules if matches_query(text, doc)]
+        view = _DocView(doc, tokenize)
+        assert alone == [name for name, text in rules if holds(parse_query(text).root, view)]
         assert [m.rule for m in ruleset.match(doc)] == alone
         assert ruleset.matching_rules(doc) == alone
