@@ -70,24 +70,10 @@ def to_article(doc: dict, published: datetime) -> Article:
     )
 
 
-def _ingest_path():
-    """``ingest_articles`` from the pipeline when importable; otherwise the same steps inline."""
-    try:
-        from monitor.pipeline import ingest_articles
-    except ImportError as exc:  # the pipeline's own imports (fetch, rules ...) not all committed yet
-        reason = str(exc)
+def _ingest_path():  # type: ignore[no-untyped-def]
+    """The pipeline's ``ingest_articles`` (the path ``refresh_feed`` uses) and its name."""
+    from monitor.pipeline import ingest_articles
 
-        def direct(store: Store, feed: str, articles: list[Article], *, now: datetime,
-                   clusterer: StoryClusterer) -> None:
-            with store.transaction() as conn:
-                feed_id = store.ensure_feed(conn, feed, f"urn:newsmon:feed:{feed}", now=now)
-                for article in articles:
-                    write = store.write_article(conn, feed_id, article, now=now)
-                    if write.status == "seen" and not write.linked:
-                        continue
-                    clusterer.assign(conn, write.article_id, article, feed)
-
-        return direct, f"direct Store.write_article + StoryClusterer.assign (pipeline not importable: {reason})"
     return ingest_articles, "monitor.pipeline.ingest_articles"
 
 

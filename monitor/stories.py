@@ -260,13 +260,13 @@ class StoryClusterer:
     own publication time (the config key ``story_window``). ``tuning`` overrides ``Tuning`` fields.
     """
 
-    def __init__(self, window: timedelta = timedelta(days=7), **tuning: float) -> None:
+    def __init__(self, window: timedelta = timedelta(days=7), **tuning: float | int | bool) -> None:
         known = {f.name for f in fields(Tuning)}
         unknown = set(tuning) - known
         if unknown:
             raise TypeError(f"unknown tuning parameter(s): {', '.join(sorted(unknown))}")
         self.window = window
-        self.tuning = replace(Tuning(), **tuning)
+        self.tuning = replace(Tuning(), **tuning)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ public
 
@@ -320,14 +320,14 @@ class StoryClusterer:
             )
             story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
             story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
-            story_store.post_terms(conn, story_id, self._posting_terms(vector, df, documents),
+            story_store.post_terms(conn, story_id, self._posting_terms(vector),
                                    last_published=published)
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
             return StoryAssignment(story_id, created=True, joined=False, source_added=True)
 
         story_id = state.id
-        self._join(conn, state, article_id, article, feed_name, vector, names, title_vector, df, documents,
-                   arrived, published, score=None if exact else score)
+        self._join(conn, state, article_id, article, feed_name, vector, names, title_vector, arrived, published,
+                   score=None if exact else score)
         story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
         added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
         log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
@@ -381,7 +381,11 @@ class StoryClusterer:
         state: story_store.StoryState,
         article: Article,
     ) -> float:
-        """Cosine with the centroid, mixed with the cosine of names and numbers only (0: no join)."""
+        """The article's score against one story, 0.0 when it must not join it.
+
+        Same language: cosine with the centroid, time-decayed, at least ``min_shared`` shared terms,
+        and the name-conflict guard. Across languages: cosine of names and numbers only.
+        """
         gap = self._gap(article.published, state)
         if gap is None:
             return 0.0
@@ -414,8 +418,7 @@ class StoryClusterer:
         if state.first_published <= when <= state.last_published:
             return 0.0
         edge = state.first_published if when < state.first_published else state.last_published
-        edge_time = from_iso(edge)
-        assert edge_time is not None
+        edge_time = from_iso(edge) or published
         distance = abs((published - edge_time).total_seconds())
         window = self.window.total_seconds() or 1.0
         if distance > window:
@@ -432,8 +435,6 @@ class StoryClusterer:
         vector: dict[str, float],
         names: set[str],
         title_vector: dict[str, float],
-        df: dict[str, int],
-        documents: int,
         arrived: str,
         published: str,
         *,
@@ -457,7 +458,7 @@ class StoryClusterer:
         state.last_published = max(state.last_published, published)
         self._choose_headline(state, article_id, article, title_vector)
         story_store.update_story(conn, state, arrived=arrived)
-        story_store.post_terms(conn, state.id, self._posting_terms(vector, df, documents),
+        story_store.post_terms(conn, state.id, self._posting_terms(vector),
                                last_published=state.last_published)
 
     @staticmethod
@@ -477,7 +478,7 @@ class StoryClusterer:
         usable.sort(key=lambda t: vector[t], reverse=True)
         return usable[: self.tuning.probe_terms]
 
-    def _posting_terms(self, vector: dict[str, float], df: dict[str, int], documents: int) -> list[str]:
+    def _posting_terms(self, vector: dict[str, float]) -> list[str]:
         ordered = sorted(vector, key=lambda t: vector[t], reverse=True)
         return ordered[: self.tuning.post_terms]
 
