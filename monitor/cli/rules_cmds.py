@@ -1,0 +1,159 @@
+"""`newsmon rules list | test | rematch`: see the rules, try one on the archive, re-match after a change.
+
+(Named rules_cmds, not rules: a submodule `monitor.cli.rules` would replace the `rules` group
+object in the package namespace the moment it is imported.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.cli.search import parse_time_option, short_time, terminal_mark, PLAIN_MARK
+from monitor.config import Config, RuleConfig
+from monitor.errors import UsageError
+from monitor.rules import RuleMatch, RuleSet
+from monitor.search import resolve_rule_or_query, test_rule
+from monitor.store.bulk import iter_match_docs, replace_rule_matches, stored_rule_counts
+from monitor.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _mode(rule: RuleConfig) -> str:
+    if rule.mode != "digest":
+        return rule.mode
+    if rule.every is not None:
+        return f"digest every {int(rule.every.total_seconds() // 60)}m"
+    zone = f" {rule.timezone}" if rule.timezone else ""
+    return f"digest at {rule.at.strftime('%H:%M') if rule.at else '?'}{zone}"
+
+
+def _stored_counts(app: AppContext) -> dict[str, int] | None:
+    """Matches stored per rule; None when there is no archive yet."""
+    if not app.db_path.exists():
+        return None
+    store = app.store(readonly=True)
+    with store.reading() as conn:
+        return stored_rule_counts(conn)
+
+
+@click.command("list")
+@format_option()
+@pass_app
+def rules_list(app: AppContext, output_format: str) -> None:
+    """Each rule: name, query, channels, delivery mode and matches stored."""
+    config = app.config()
+    counts = _stored_counts(app)
+    rows = [
+        {"name": rule.name, "query": rule.query, "channels": list(config.rule_channels(rule)),
+         "mode": _mode(rule), "notify_on_update": rule.notify_on_update,
+         "matches": (counts or {}).get(rule.name, 0)}
+        for rule in config.rules
+    ]
+    if output_format == "json":
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no rules in {app.config_path}")
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  ({row['mode']} -> {', '.join(row['channels'])}; "
+                   f"{row['matches']} matches stored)")
+        click.echo(f"    {row['query']}")
+    if counts:
+        orphans = sorted(set(counts) - {rule.name for rule in config.rules})
+        if orphans:
+            click.echo("matches stored for rules no longer configured: "
+                       + ", ".join(f"{name} ({counts[name]})" for name in orphans)
+                       + " (`newsmon rules rematch` removes them)")
+
+
+def _rule_queries(app: AppContext) -> dict[str, str]:
+    if not app.config_path.exists():
+        return {}
+    return {rule.name: rule.query for rule in app.config().rules}
+
+
+@click.command("test")
+@click.argument("rule_or_query")
+@click.option("--since", help="Only articles published since: a duration (30d) or a date.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Hits shown (newest first).")
+@format_option()
+@pass_app
+def rules_test(app: AppContext, rule_or_query: str, since: str | None, limit: int, output_format: str) -> None:
+    """Run a rule (by name) or any query over the archive: a count, and the newest hits with the
+    matched terms highlighted. Sends nothing."""
+    name, query = resolve_rule_or_query(rule_or_query, _rule_queries(app))
+    since_time = parse_time_option("--since", since)
+    mark = terminal_mark() if output_format == "table" else PLAIN_MARK
+    store = app.store(readonly=True)
+    with store.reading() as conn:
+        total, hits = test_rule(conn, query, since_time, limit=limit, mark=mark)
+    if output_format == "json":
+        emit_json({"rule": name, "query": query.text,
+                   "count": total, "hits": [hit.to_dict() for hit in hits]})
+        return
+    label = f"rule {name}" if name else "query"
+    window = f" published since {since}" if since else ""
+    click.echo(f"{total} article{'s' if total != 1 else ''} match {label}{window}"
+               + (f" (newest {len(hits)} shown)" if total > len(hits) else ""))
+    for hit in hits:
+        click.echo("")
+        click.echo(f"{hit.id:>8}  {hit.title_marked or hit.title}")
+        click.echo(f"{'':8}  {short_time(hit.published)}  {hit.feed or '?'}")
+        if hit.snippet and hit.snippet != hit.title_marked:
+            click.echo(f"{'':8}  {hit.snippet}")
+        if hit.terms:
+            click.echo(f"{'':8}  matched: " + ", ".join(f"{t.term} ({t.field})" for t in hit.terms))
+        if hit.url:
+            click.echo(f"{'':8}  {hit.url}")
+
+
+def _selected_rules(config: Config, rule: str | None) -> list[RuleConfig]:
+    if rule is None:
+        return list(config.rules)
+    found = config.rule(rule)
+    if found is None:
+        raise UsageError(f"no rule named {rule!r} in {config.path}")
+    return [found]
+
+
+@click.command("rematch")
+@click.argument("rule", required=False)
+@pass_app
+def rules_rematch(app: AppContext, rule: str | None) -> None:
+    """Re-evaluate every stored article against the current rule(s) and replace their stored matches.
+
+    Fetches nothing and creates no alert (old articles never alert). Without RULE, every rule is
+    re-matched and the matches of rules no longer in the config are removed.
+    """
+    config = app.config()
+    selected = _selected_rules(config, rule)
+    ruleset = RuleSet.compile([(item.name, item.query) for item in selected])
+    store = app.store()
+    found: dict[str, dict[int, RuleMatch]] = {item.name: {} for item in selected}
+    scanned = 0
+    with store.reading() as conn:
+        for article_id, doc in iter_match_docs(conn):
+            scanned += 1
+            for match in ruleset.match(doc):
+                found[match.rule][article_id] = match
+    now = utcnow()
+    with store.transaction() as conn:
+        stored = stored_rule_counts(conn)
+        report = {name: replace_rule_matches(conn, name, matches, now) for name, matches in found.items()}
+        orphans: dict[str, int] = {}
+        if rule is None:
+            configured = {item.name for item in config.rules}
+            for name in sorted(set(stored) - configured):
+                orphans[name] = replace_rule_matches(conn, name, {}, now)[1]
+    click.echo(f"re-matched {scanned} articles against {len(selected)} rule{'s' if len(selected) != 1 else ''} "
+               "(no alerts created)")
+    for name, (added, removed) in report.items():
+        click.echo(f"  {name}: {len(found[name])} matches ({added} added, {removed} removed)")
+        log.info("rematch rule=%s matches=%d added=%d removed=%d", name, len(found[name]), added, removed)
+    for name, removed in orphans.items():
+        click.echo(f"  {name}: no longer configured, {removed} matches removed")

@@ -1,0 +1,181 @@
+"""`newsmon search QUERY`: ranked, accent-insensitive search of the archive, for people and for tools."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import datetime
+from typing import Sequence
+
+import click
+
+from monitor.cli.common import AppContext, emit_json, pass_app
+from monitor.errors import UsageError
+from monitor.rules import Query, parse_query
+from monitor.search import SORTS, SearchHit, highlight, positive_terms, search
+from monitor.store import stories as story_queries
+from monitor.timeutil import parse_since
+
+PLAIN_MARK = ("[", "]")
+TTY_MARK = ("\x1b[1;33m", "\x1b[0m")     # bold yellow, reset
+CSV_COLUMNS = ("id", "title", "url", "feed", "published", "story_id", "snippet", "rules")
+GROUP_SCAN_PAGES = 20                     # --group-stories reads at most this many pages of hits
+
+
+def terminal_mark() -> tuple[str, str]:
+    """Colour on a terminal, plain brackets when piped or redirected."""
+    return TTY_MARK if sys.stdout.isatty() else PLAIN_MARK
+
+
+def parse_time_option(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+def check_rule_name(app: AppContext, rule: str | None) -> None:
+    if rule is not None and app.config_path.exists() and app.config().rule(rule) is None:
+        raise UsageError(f"no rule named {rule!r} in {app.config_path}")
+
+
+def short_time(iso: str | None) -> str:
+    return (iso or "")[:16].replace("T", " ")
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--since", help="Published since: a duration (7d) or a date (2026-02-01).")
+@click.option("--until", help="Published before: a duration back from now (1d) or a date.")
+@click.option("--feed", "feeds", multiple=True, help="Only articles from this feed (repeatable).")
+@click.option("--lang", "languages", multiple=True, help="Only this language, e.g. fr (repeatable; fr covers fr-FR).")
+@click.option("--rule", help="Only articles that matched this rule.")
+@click.option("--story", "story_id", type=int, help="Only articles of this story.")
+@click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True,
+              help="relevance: BM25 (title above summary above content) damped by age; date: newest first.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many rows.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many rows.")
+@click.option("--group-stories", is_flag=True, help="One row per story (its best hit) with its source count.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table",
+              show_default=True, help="table for people; json (one array), jsonl or csv for tools.")
+@pass_app
+def search_cmd(
+    app: AppContext, query: str, since: str | None, until: str | None, feeds: tuple[str, ...],
+    languages: tuple[str, ...], rule: str | None, story_id: int | None, sort: str, limit: int, offset: int,
+    group_stories: bool, output_format: str,
+) -> None:
+    """Search the archive. QUERY uses the rules' language: words, "phrases", prefix*, AND/OR/NOT,
+    -word, title:/summary:/content:/feed:/lang:/tag:/domain:, NEAR(a b, 5).
+
+    Accents and case do not matter (cooperation finds coopération); words are whole words
+    (Mali never finds Somalia or Malibu).
+    """
+    parsed = parse_query(query)                          # QueryError (exit 2) before touching the archive
+    filters = dict(since=parse_time_option("--since", since), until=parse_time_option("--until", until),
+                   feeds=list(feeds) or None, languages=list(languages) or None, rule=rule, story_id=story_id)
+    check_rule_name(app, rule)
+    mark = terminal_mark() if output_format == "table" else PLAIN_MARK
+    store = app.store(readonly=True)
+    with store.reading() as conn:
+        if group_stories:
+            rows = _grouped(conn, parsed, filters, sort=sort, limit=limit, offset=offset, mark=mark)
+        else:
+            hits = search(conn, parsed, sort=sort, limit=limit, offset=offset, mark=mark, **filters)
+            rows = [(hit, None) for hit in hits]
+    _emit(rows, parsed, output_format, mark, grouped=group_stories)
+
+
+def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: int, offset: int,
+             mark: tuple[str, str]) -> list[tuple[SearchHit, dict]]:
+    """The best hit of each story, in rank order, with the story's outlets and the hits it holds.
+
+    Hits without a story form a row each. Reads pages of hits until enough stories are found
+    (at most ``GROUP_SCAN_PAGES`` pages, so a very common word stays fast).
+    """
+    wanted = offset + limit
+    page = max(100, wanted * 5)
+    order: list[int | str] = []
+    best: dict[int | str, SearchHit] = {}
+    counts: dict[int | str, int] = {}
+    for number in range(GROUP_SCAN_PAGES):
+        hits = search(conn, parsed, sort=sort, limit=page, offset=number * page, mark=mark, **filters)  # type: ignore[arg-type]
+        for hit in hits:
+            key: int | str = hit.story_id if hit.story_id is not None else f"article:{hit.id}"
+            if key not in best:
+                best[key] = hit
+                order.append(key)
+            counts[key] = counts.get(key, 0) + 1
+        if len(hits) < page or len(order) >= wanted + 1:
+            break
+    rows = []
+    for key in order[offset:wanted]:
+        hit = best[key]
+        story = story_queries.get_story(conn, hit.story_id) if hit.story_id is not None else None  # type: ignore[arg-type]
+        info = {
+            "story_id": hit.story_id,
+            "headline": story["headline"] if story else hit.title,
+            "sources": story["source_count"] if story else 1,
+            "hits": counts[key],
+        }
+        rows.append((hit, info))
+    return rows
+
+
+def _hit_dict(hit: SearchHit, info: dict | None) -> dict[str, object]:
+    data = hit.to_dict()
+    if info is not None:
+        data["headline"] = info["headline"]
+        data["source_count"] = info["sources"]
+        data["hit_count"] = info["hits"]
+    return data
+
+
+def _emit(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, output_format: str,
+          mark: tuple[str, str], *, grouped: bool) -> None:
+    if output_format == "json":
+        emit_json([_hit_dict(hit, info) for hit, info in rows])
+    elif output_format == "jsonl":
+        for hit, info in rows:
+            click.echo(json.dumps(_hit_dict(hit, info), ensure_ascii=False))
+    elif output_format == "csv":
+        columns = CSV_COLUMNS + (("headline", "source_count", "hit_count") if grouped else ())
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for hit, info in rows:
+            data = _hit_dict(hit, info)
+            data["rules"] = ";".join(hit.rules)
+            writer.writerow(data)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        _table(rows, parsed, mark, grouped=grouped)
+
+
+def _table(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, mark: tuple[str, str], *,
+           grouped: bool) -> None:
+    if not rows:
+        click.echo("no results")
+        return
+    terms = positive_terms(parsed.root)
+    for hit, info in rows:
+        title = highlight(hit.title or "(no title)", terms, field="title", mark=mark)
+        head = f"{short_time(hit.published)}  {hit.feed or '?'}"
+        if info is not None:
+            outlets = info["sources"]
+            head += f"  [story {hit.story_id}: {outlets} outlet{'s' if outlets != 1 else ''}, {info['hits']} hits]" \
+                if hit.story_id is not None else ""
+        elif hit.story_id is not None:
+            head += f"  story {hit.story_id}"
+        if hit.rules:
+            head += "  rules: " + ", ".join(hit.rules)
+        click.echo(f"{hit.id:>8}  {title}")
+        click.echo(f"{'':8}  {head}")
+        if hit.snippet and hit.snippet != hit.title:
+            click.echo(f"{'':8}  {hit.snippet}")
+        if hit.url:
+            click.echo(f"{'':8}  {hit.url}")
+        click.echo("")

@@ -1,0 +1,237 @@
+"""`newsmon search` over a real archive: the same-day real feeds and a small labelled feed, polled
+from 127.0.0.1 by `newsmon poll`; every output format parsed back with the standard modules."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlite_utils
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli, rules as rules_group
+from monitor.cli import archive as archive_cmds
+from monitor.cli import rules_cmds
+from monitor.cli import search as search_cmds
+from tests.conftest import CORPORA
+from tests.feedserver import FeedServer
+from tests.test_pipeline import SAME_DAY, write_config
+
+ROOT_COMMANDS = [search_cmds.search_cmd, archive_cmds.export_cmd, archive_cmds.import_cmd]
+RULES_COMMANDS = [rules_cmds.rules_list, rules_cmds.rules_test, rules_cmds.rules_rematch]
+
+# (guid, title, summary, pubDate): the labelled items of the "Desk" feed.
+LABELLED = [
+    ("d1", "Le Mali et la France relancent la coopération militaire",
+     "À Bamako, la junte du général Goïta reçoit une délégation.", "Mon, 16 Feb 2026 08:00:00 GMT"),
+    ("d2", "Somalia: al-Shabaab attack near Mogadishu",
+     "Somali forces repelled the assault on a base.", "Mon, 16 Feb 2026 09:00:00 GMT"),
+    ("d3", "Malibu wildfire forces evacuations",
+     "Firefighters battled the flames along the coast overnight.", "Mon, 16 Feb 2026 10:00:00 GMT"),
+    ("d4", "Sahel security summit opens in Dakar",
+     "Delegates from Mali and Niger did not attend the talks.", "Mon, 16 Feb 2026 11:00:00 GMT"),
+    ("d5", "Senegal and Ghana sign a cooperation agreement",
+     "The deal covers trade and energy.", "Mon, 16 Feb 2026 12:00:00 GMT"),
+]
+RULES = """
+[[rules]]
+name = "mali"
+query = 'Mali OR Bamako'
+
+[[rules]]
+name = "coop"
+query = 'cooperation'
+"""
+
+
+def labelled_rss() -> bytes:
+    items = "".join(
+        f"<item><title>{title}</title><link>https://desk.example.org/{guid}</link><guid>{guid}-guid</guid>"
+        f"<description>{summary}</description><pubDate>{date}</pubDate></item>"
+        for guid, title, summary, date in LABELLED
+    )
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Desk</title>'
+            f"<link>https://desk.example.org/</link><description>test</description>{items}</channel></rss>"
+            ).encode("utf-8")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def attached_commands() -> Iterator[None]:
+    """Until the lead attaches them in monitor/cli/__init__.py, attach the commands here (and detach after)."""
+    added_root = [c for c in ROOT_COMMANDS if c.name not in cli.commands]
+    added_rules = [c for c in RULES_COMMANDS if c.name not in rules_group.commands]
+    for command in added_root:
+        cli.add_command(command)
+    for command in added_rules:
+        rules_group.add_command(command)
+    yield
+    for command in added_root:
+        cli.commands.pop(command.name, None)
+    for command in added_rules:
+        rules_group.commands.pop(command.name, None)
+
+
+def build_archive(folder: Path, server: FeedServer, *, real: bool = True, rules: str = RULES) -> list[str]:
+    """Serve the feeds, write a config, poll once; returns the base arguments (--config, --db)."""
+    feeds = []
+    server.add("/desk.xml", labelled_rss())
+    feeds.append(("Desk", server.url("/desk.xml")))
+    if real:
+        for index, path in enumerate(sorted((CORPORA / "real-feeds").glob(SAME_DAY))):
+            server.add(f"/f{index}.xml", path.read_bytes())
+            feeds.append((path.stem, server.url(f"/f{index}.xml")))
+    config = write_config(folder / "feeds.toml", feeds, extra=rules)
+    base = ["--config", str(config), "--db", str(folder / "archive.db")]
+    polled = CliRunner().invoke(cli, [*base, "poll"])
+    assert polled.exit_code == 0, polled.output
+    return base
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    if not CORPORA.is_dir():
+        pytest.skip("../shared/corpora is not present beside the repository")
+    folder = tmp_path_factory.mktemp("search")
+    with FeedServer() as server:
+        yield build_archive(folder, server)
+
+
+def invoke(base: list[str], *args: str) -> Result:
+    return CliRunner().invoke(cli, [*base, *args])
+
+
+def titles(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [hit["title"] for hit in json.loads(result.output)]
+
+
+def test_accents_fold_and_words_are_whole(archive: list[str]) -> None:
+    found = titles(invoke(archive, "search", "cooperation", "--feed", "Desk", "--format", "json"))
+    assert "Le Mali et la France relancent la coopération militaire" in found
+    assert "Senegal and Ghana sign a cooperation agreement" in found
+
+    mali = titles(invoke(archive, "search", "Mali", "--feed", "Desk", "--format", "json"))
+    assert set(mali) == {LABELLED[0][1], LABELLED[3][1]}
+    assert not any("Somalia" in t or "Malibu" in t for t in mali)
+
+
+def test_title_scope_finds_titles_only(archive: list[str]) -> None:
+    hits = json.loads(invoke(archive, "search", "title:Mali", "--format", "json", "--limit", "100").output)
+    assert hits and all("mali" in hit["title"].lower() for hit in hits)
+    assert LABELLED[3][1] not in [hit["title"] for hit in hits]     # Mali only in its summary
+
+
+def test_json_shape_and_rules_and_snippet_marks(archive: list[str]) -> None:
+    hits = json.loads(invoke(archive, "search", "Bamako", "--feed", "Desk", "--format", "json").output)
+    assert len(hits) == 1
+    hit = hits[0]
+    assert {"id", "title", "url", "feed", "published", "story_id", "snippet", "rules"} <= set(hit)
+    assert hit["feed"] == "Desk" and hit["url"] == "https://desk.example.org/d1"
+    assert hit["published"] == "2026-02-16T08:00:00Z"
+    assert "[Bamako]" in hit["snippet"]
+    assert hit["rules"] == ["coop", "mali"]
+    assert isinstance(hit["story_id"], int)
+
+
+def test_jsonl_and_csv_parse(archive: list[str]) -> None:
+    jsonl = invoke(archive, "search", "the", "--format", "jsonl", "--limit", "15")
+    lines = [json.loads(line) for line in jsonl.output.splitlines()]
+    assert len(lines) == 15
+    table = invoke(archive, "search", "the", "--format", "csv", "--limit", "15")
+    rows = list(csv.DictReader(io.StringIO(table.output)))
+    assert [int(row["id"]) for row in rows] == [line["id"] for line in lines]
+    assert set(rows[0]) == {"id", "title", "url", "feed", "published", "story_id", "snippet", "rules"}
+    assert [row["title"] for row in rows] == [line["title"] for line in lines]
+
+
+def test_table_plain_brackets_when_not_a_terminal(archive: list[str]) -> None:
+    result = invoke(archive, "search", "Goita")
+    assert result.exit_code == 0
+    assert "[coopération]" not in result.output
+    assert "[Goïta]" in result.output and "\x1b[" not in result.output
+
+
+def test_no_results_is_not_an_error(archive: list[str]) -> None:
+    result = invoke(archive, "search", "zzyzxqwv")
+    assert result.exit_code == 0 and result.output.strip() == "no results"
+    assert invoke(archive, "search", "zzyzxqwv", "--format", "json").output.strip() == "[]"
+    csv_out = invoke(archive, "search", "zzyzxqwv", "--format", "csv").output
+    assert csv_out.strip() == "id,title,url,feed,published,story_id,snippet,rules"
+
+
+@pytest.mark.parametrize("query, position", [("(Mali OR Niger", 1), ('"Bamako', 1), ("Mali AND", 6),
+                                              ("colour:red", 1), ("NEAR(Mali Bamako)", 1)])
+def test_malformed_query_exit_2_with_position(archive: list[str], query: str, position: int) -> None:
+    result = invoke(archive, "search", query)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ")
+    assert "position" in result.output and "^" in result.output
+    assert "Traceback" not in result.output and "sqlite" not in result.output.lower()
+
+
+def test_filters_sort_limit_offset(archive: list[str]) -> None:
+    by_date = json.loads(invoke(archive, "search", "Mali OR Malibu OR Somalia", "--feed", "Desk", "--sort", "date",
+                                "--format", "json").output)
+    dates = [hit["published"] for hit in by_date]
+    assert dates == sorted(dates, reverse=True) and len(dates) == 4
+    page = json.loads(invoke(archive, "search", "Mali OR Malibu OR Somalia", "--feed", "Desk", "--sort", "date",
+                             "--limit", "2", "--offset", "1", "--format", "json").output)
+    assert [hit["id"] for hit in page] == [hit["id"] for hit in by_date[1:3]]
+    recent = titles(invoke(archive, "search", "Mali", "--feed", "Desk", "--since", "2026-02-16T10:30",
+                           "--format", "json"))
+    assert recent == [LABELLED[3][1]]
+    early = titles(invoke(archive, "search", "Mali", "--feed", "Desk", "--until", "2026-02-16T10:30",
+                          "--format", "json"))
+    assert early == [LABELLED[0][1]]
+    ruled = titles(invoke(archive, "search", "Dakar OR Goita", "--rule", "mali", "--format", "json"))
+    assert set(ruled) == {LABELLED[0][1], LABELLED[3][1]}
+    unknown = invoke(archive, "search", "Mali", "--rule", "nope")
+    assert unknown.exit_code == 2 and "no rule named" in unknown.output
+    bad = invoke(archive, "search", "Mali", "--since", "last tuesday")
+    assert bad.exit_code == 2 and "--since" in bad.output
+    assert titles(invoke(archive, "search", "Mali", "--feed", "Desk", "--lang", "de", "--format", "json")) == []
+
+
+def test_story_filter_and_group_stories(archive: list[str]) -> None:
+    grouped = json.loads(invoke(archive, "search", "the", "--group-stories", "--limit", "50",
+                                "--format", "json").output)
+    story_ids = [row["story_id"] for row in grouped if row["story_id"] is not None]
+    assert len(story_ids) == len(set(story_ids)), "one row per story"
+    assert all(row["source_count"] >= 1 and row["hit_count"] >= 1 for row in grouped)
+    multi = [row for row in grouped if row["hit_count"] > 1]
+    assert multi, "some stories hold several hits of a common word"
+    story = multi[0]["story_id"]
+    inside = json.loads(invoke(archive, "search", "the", "--story", str(story), "--limit", "100",
+                               "--format", "json").output)
+    assert len(inside) == multi[0]["hit_count"] and {hit["story_id"] for hit in inside} == {story}
+    table = invoke(archive, "search", "the", "--group-stories", "--limit", "3")
+    assert table.exit_code == 0 and "outlet" in table.output
+
+
+def test_readonly_archive_is_not_written(archive: list[str]) -> None:
+    db = Path(archive[3])
+    before = db.stat().st_mtime_ns
+    assert invoke(archive, "search", "Mali").exit_code == 0
+    assert db.stat().st_mtime_ns == before
+
+
+def test_missing_archive_is_a_clean_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.toml"), "--db", str(tmp_path / "none.db"),
+                                      "search", "Mali"])
+    assert result.exit_code == 1 and result.output.startswith("error: no archive")
+
+
+def test_sqlite_utils_search_works_on_the_archive(archive: list[str]) -> None:
+    """What `sqlite-utils search storage/newsmon.db articles cooperation` runs."""
+    conn = sqlite3.connect(f"file:{Path(archive[3]).resolve()}?mode=ro", uri=True)
+    db = sqlite_utils.Database(conn)
+    assert db["articles"].detect_fts() == "articles_fts"
+    rows = list(db["articles"].search("cooperation", columns=["title"]))
+    found = {row["title"] for row in rows}
+    assert LABELLED[0][1] in found and LABELLED[4][1] in found
+    assert not any("Somalia" in t for t in {row["title"] for row in db["articles"].search("Mali", columns=["title"])})
