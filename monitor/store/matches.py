@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from monitor.errors import StoreError
 from monitor.timeutil import to_iso
 
 if TYPE_CHECKING:
-    from monitor.rules import RuleMatch
+    from monitor.rules import MatchDoc, RuleMatch, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +79,80 @@ def articles_for_rule(conn: sqlite3.Connection, rule: str) -> list[int]:
         return [row[0] for row in rows]
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read matches of rule {rule}: {exc}") from exc
+
+
+def iter_match_docs(conn: sqlite3.Connection, *, since: str | None = None,
+                    batch: int = 1000) -> Iterator[tuple[int, "MatchDoc"]]:
+    """Every stored article (published at or after ``since``, an ISO string) as the matcher sees it."""
+    from monitor.rules import MatchDoc
+
+    try:
+        feeds = {fid: (name, [t for t in json.loads(tags or "[]") if isinstance(t, str)])
+                 for fid, name, tags in conn.execute("SELECT id, name, tags FROM feeds")}
+        last_id = 0
+        while True:
+            rows = conn.execute(
+                "SELECT id, title, summary, content, language, domain FROM articles "
+                "WHERE id > ? AND (? IS NULL OR published >= ?) ORDER BY id LIMIT ?",
+                (last_id, since, since, batch),
+            ).fetchall()
+            if not rows:
+                return
+            links: dict[int, list[int]] = {}
+            marks = ",".join("?" for _ in rows)
+            for article_id, feed_id in conn.execute(
+                f"SELECT article_id, feed_id FROM article_feeds WHERE article_id IN ({marks}) "
+                "ORDER BY article_id, first_seen, feed_id", [row[0] for row in rows],
+            ):
+                links.setdefault(article_id, []).append(feed_id)
+            for article_id, title, summary, content, language, domain in rows:
+                names, tags = [], []
+                for feed_id in links.get(article_id, []):
+                    name, feed_tags = feeds[feed_id]
+                    names.append(name)
+                    tags.extend(t for t in feed_tags if t not in tags)
+                yield article_id, MatchDoc(title=title, summary=summary, content=content, feeds=names,
+                                           language=language, tags=tags, domain=domain)
+            last_id = rows[-1][0]
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read articles for matching: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RematchResult:
+    articles: int          # articles evaluated
+    before: int            # matches of these rules before
+    after: int             # matches of these rules now
+    new: list[tuple[int, str]]  # (article_id, rule) pairs that did not match before
+
+
+def rematch(conn: sqlite3.Connection, ruleset: "RuleSet", *, now: datetime,
+            since: str | None = None) -> RematchResult:
+    """Re-evaluate stored articles against ``ruleset`` (``rules rematch [RULE]``).
+
+    The matches of every rule in ``ruleset`` are replaced by what the rules say now; nothing
+    is fetched and no alert is queued here: ``new`` lists the pairs that newly match, for the
+    caller to decide (the CLI records them without alerting for old articles). Run it inside
+    the caller's transaction.
+    """
+    names = ruleset.names
+    if not names:
+        return RematchResult(0, 0, 0, [])
+    marks = ",".join("?" for _ in names)
+    try:
+        old = set(conn.execute(f"SELECT article_id, rule FROM matches WHERE rule IN ({marks})", names))
+        conn.execute(f"DELETE FROM matches WHERE rule IN ({marks})", names)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot rematch: {exc}") from exc
+    articles = 0
+    pairs: list[tuple[int, str]] = []
+    for article_id, doc in iter_match_docs(conn, since=since):
+        articles += 1
+        found = ruleset.match(doc)
+        if found:
+            record_matches(conn, article_id, found, now)
+            pairs.extend((article_id, m.rule) for m in found)
+    new = [pair for pair in pairs if pair not in old]
+    log.info("rematch rules=%s articles=%d before=%d after=%d new=%d",
+             ",".join(names), articles, len(old), len(pairs), len(new))
+    return RematchResult(articles, len(old), len(pairs), new)

@@ -1,0 +1,64 @@
+"""``rules rematch``: stored articles re-evaluated after a rule changes, nothing fetched."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from monitor.rules import RuleSet
+from monitor.search import article_doc
+from monitor.store import Store
+from monitor.store.matches import SCHEMA, articles_for_rule, iter_match_docs, matches_for_article, rematch
+
+NOW = datetime(2026, 2, 17, 12, 0, tzinfo=timezone.utc)
+
+
+def make_archive(path: Path, count: int) -> Store:
+    store = Store.open(path)
+    conn = store.conn
+    conn.executescript(SCHEMA)
+    rfi = conn.execute("INSERT INTO feeds (name, url, tags, created) VALUES ('RFI', 'u1', ?, 'x')",
+                       (json.dumps(["afrique"]),)).lastrowid
+    bbc = conn.execute("INSERT INTO feeds (name, url, tags, created) VALUES ('BBC', 'u2', ?, 'x')",
+                       (json.dumps(["world", "afrique"]),)).lastrowid
+    for i in range(count):
+        title = ["Le Mali et la France", "Goïta à Bamako", "Somalia votes", "Niger : la junte"][i % 4]
+        article = conn.execute(
+            "INSERT INTO articles (key, title, summary, published, published_source, first_seen, language) "
+            "VALUES (?, ?, ?, ?, 'published', ?, 'fr')",
+            (f"k{i}", title, f"résumé {i}", f"2026-02-{1 + i % 17:02d}T08:00:00Z", "2026-02-17T08:00:00Z"),
+        ).lastrowid
+        conn.execute("INSERT INTO article_feeds (article_id, feed_id, first_seen) VALUES (?, ?, 'a')",
+                     (article, rfi if i % 2 else bbc))
+        if i % 3 == 0:
+            conn.execute("INSERT INTO article_feeds (article_id, feed_id, first_seen) VALUES (?, ?, 'b')",
+                         (article, rfi if i % 2 == 0 else bbc))
+    return store
+
+
+def test_iter_match_docs_reads_everything_in_batches(tmp_path: Path) -> None:
+    store = make_archive(tmp_path / "a.db", 25)
+    docs = list(iter_match_docs(store.conn, batch=4))
+    assert [article_id for article_id, _ in docs] == list(range(1, 26))
+    for article_id, doc in docs:
+        assert doc == article_doc(store.conn, article_id)
+    assert len(list(iter_match_docs(store.conn, since="2026-02-16T00:00:00Z"))) == 2
+
+
+def test_rematch_replaces_the_matches_of_changed_rules_only(tmp_path: Path) -> None:
+    store = make_archive(tmp_path / "a.db", 20)
+    conn = store.conn
+    first = rematch(conn, RuleSet.compile([("mali", "Mali"), ("afrique", "tag:afrique")]), now=NOW)
+    assert (first.articles, first.before, first.after) == (20, 0, 25)
+    assert len(articles_for_rule(conn, "mali")) == 5
+    # the rule changes: Goïta's articles now count, the untouched rule keeps its matches
+    second = rematch(conn, RuleSet.compile([("mali", "Mali OR Goita")]), now=NOW)
+    assert (second.before, second.after) == (5, 10)
+    assert sorted(second.new) == [(i, "mali") for i in range(2, 21, 4)]
+    assert len(articles_for_rule(conn, "afrique")) == 20
+    terms = matches_for_article(conn, 2)["mali"]
+    assert terms == [{"term": "goita", "field": "title"}]
+    again = rematch(conn, RuleSet.compile([("mali", "Mali OR Goita")]), now=NOW)
+    assert again.new == [] and again.after == 10       # idempotent
+    store.close()
