@@ -214,6 +214,22 @@ def _parse_job(body: bytes, headers: dict[str, str], url: str, feed: FeedConfig,
     return ("ok", meta, articles, single_link)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker once the process that made the pool is gone. After a SIGKILL
+    nobody shuts the pool down, and idle workers (which hold the forkserver's liveness pipe) would wait
+    for work forever, keeping the forkserver alive too."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(parent_pid, 0)
+            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class FeedParser:
     """Parsing and normalising, the CPU-heavy stages, in a pool of worker processes so that a poll of
     many feeds uses every core (threads share one interpreter lock). A worker that dies (a parser
@@ -229,7 +245,8 @@ class FeedParser:
             if self._executor is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["monitor.pipeline"])
-                self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+                self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                                     initializer=_exit_with_parent, initargs=(os.getpid(),))
             return self._executor
 
     def parse(self, result: FetchResult, feed: FeedConfig, *, now: datetime) -> tuple[FeedMeta, list[Article], bool]:
