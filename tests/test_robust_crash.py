@@ -38,4 +38,5 @@ def test_sigkill_during_poll_and_daemon_loses_and_duplicates_nothing(
     assert tally.reference_missing == 0 and tally.reference_extra == 0
     assert tally.alerts_duplicated == 0
     assert tally.alerts_lost == 0
+    assert tally.orphans == 0
     assert tally.articles > 0 and tally.alerts_received > 0

@@ -170,6 +170,7 @@ class CrashTally:
     alerts_duplicated: int = 0      # an alert received twice outside the send-then-mark window
     alerts_in_window: int = 0       # duplicates explained by a kill between a channel's acceptance and the mark
     alerts_lost: int = 0            # alert rows never received (or not marked sent) after completion
+    orphans: int = 0                # processes of a killed run (parser workers, forkserver) still alive 5 s later
     reference_missing: int = 0      # articles of the clean reference run missing from the crashed archive
     reference_extra: int = 0        # articles in the crashed archive the reference run does not have
     articles: int = 0
@@ -188,7 +189,7 @@ class CrashCampaign:
     RULE_TOPIC = "Mali: "
 
     def __init__(self, workdir: Path, *, mode: str = "poll", feeds: int = 40, items: int = 30, growth: int = 30,
-                 seed: int = 0, max_delay: float | None = None) -> None:
+                 new_feeds: int | None = None, seed: int = 0, max_delay: float | None = None) -> None:
         import random
 
         from tests.feedserver import FeedServer
@@ -197,6 +198,9 @@ class CrashCampaign:
         self.workdir = workdir
         self.mode = mode
         self.feed_count = feeds
+        # Feeds added every round: a killed process's feed leases keep those feeds from the next polls for
+        # fetch_deadline + 60 s, so new feeds keep every round ingesting.
+        self.new_feeds = feeds // 4 if new_feeds is None else new_feeds
         self.items = items
         self.growth = growth
         self.random = random.Random(seed)
@@ -217,11 +221,15 @@ class CrashCampaign:
         self.server.start()
         self.receiver.start()
         self._serve_round()
-        feeds = [(f"f{index}", self.server.url(f"/f{index}.xml")) for index in range(self.feed_count)]
-        self._write_config(self.config, feeds, "/hook")
         if self.max_delay is None:
-            self.max_delay = self._calibrate(feeds)
+            self.max_delay = self._calibrate(self._feeds())
         return self
+
+    def _feeds(self) -> list[tuple[str, str]]:
+        return [(f"f{index}", self.server.url(f"/f{index}.xml")) for index in range(self._feed_total())]
+
+    def _feed_total(self) -> int:
+        return self.feed_count + self.round * self.new_feeds
 
     def _calibrate(self, feeds: Sequence[tuple[str, str]]) -> float:
         """The time an uninterrupted poll of the first round takes here (start-up included)."""
@@ -249,10 +257,11 @@ class CrashCampaign:
 
     def _serve_round(self) -> None:
         count = self.items + self.round * self.growth
-        for index in range(self.feed_count):
+        for index in range(self._feed_total()):
             topic = self.RULE_TOPIC if index % 4 == 0 else ""
             body = rss_feed(f"f{index}", count, published=self.published, topic=topic)
             self.server.add(f"/f{index}.xml", body, etag=f'"f{index}-r{self.round}"')
+        self._write_config(self.config, self._feeds(), "/hook")
 
     # ---------------------------------------------------------------- one kill
     def _start(self, mode: str) -> subprocess.Popen:
@@ -301,10 +310,21 @@ class CrashCampaign:
             self.tally.articles_at_kill.append(len(seen))
         stop.set()
         sampler.join(timeout=10)
+        self.tally.orphans += len(self._orphans())
         self.committed |= seen
         self._check_after_kill()
         self.round += 1
         self._serve_round()
+
+    def _orphans(self, grace: float = 5.0) -> list[int]:
+        """Processes still running from this campaign's folder (their command line or working directory)
+        ``grace`` seconds after the kill: leftovers a SIGKILL should not leave."""
+        deadline = time.monotonic() + grace
+        while True:
+            left = processes_under(self.workdir)
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.2)
 
     def _check_after_kill(self) -> None:
         if not self.db.exists():
@@ -406,13 +426,29 @@ class CrashCampaign:
         reference_dir = self.workdir / "reference"
         reference_dir.mkdir(exist_ok=True)
         config = reference_dir / "feeds.toml"
-        feeds = [(f"f{index}", self.server.url(f"/f{index}.xml")) for index in range(self.feed_count)]
-        self._write_config(config, feeds, "/reference")
+        self._write_config(config, self._feeds(), "/reference")
         db = reference_dir / "reference.db"
         done = run_newsmon(config, db, "poll", cwd=reference_dir)
         if done.returncode != 0:
             raise RuntimeError(f"reference poll failed: {done.stderr[-2000:]}")
         return article_keys(db)
+
+
+def processes_under(folder: Path) -> list[int]:
+    """Pids (other than ours) whose working directory is ``folder`` or whose command line names it."""
+    found = []
+    needle = str(folder).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if needle in cmdline or cwd == str(folder):
+            found.append(int(entry.name))
+    return found
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
