@@ -379,7 +379,7 @@ class Daemon:
         dispatcher = self._dispatcher
         if dispatcher is None:
             return {}
-        p50, p95 = dispatcher.stats.lag_percentiles()
+        p50, p95 = dispatcher.lag_percentiles()
         return {
             "polls": dispatcher.stats.polls, "poll_errors": dispatcher.stats.errors,
             "in_flight": dispatcher.inflight, "lag_p50_s": round(p50, 3), "lag_p95_s": round(p95, 3),

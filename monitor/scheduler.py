@@ -175,6 +175,11 @@ class Dispatcher:
         with self._changed:
             return len(self._inflight)
 
+    def lag_percentiles(self) -> tuple[float, float]:
+        """Scheduling lag (dispatch time minus due time) p50 and p95 over the recent window, in seconds."""
+        with self._changed:
+            return self.stats.lag_percentiles()
+
     def inflight_names(self) -> list[str]:
         with self._changed:
             return list(self._inflight)
@@ -243,15 +248,17 @@ class Dispatcher:
         error = future.exception()
         try:
             if error is not None:
-                self.stats.crashed += 1
+                with self._changed:
+                    self.stats.crashed += 1
                 log.error("poll crashed feed=%s error=%s", feed.name, error, exc_info=error)
             else:
                 result = future.result()
-                self.stats.polls += 1
-                if result.status == "error":
-                    self.stats.errors += 1
-                elif result.status == "skipped":
-                    self.stats.skipped += 1
+                with self._changed:
+                    self.stats.polls += 1
+                    if result.status == "error":
+                        self.stats.errors += 1
+                    elif result.status == "skipped":
+                        self.stats.skipped += 1
                 if self._on_result is not None:
                     self._on_result(feed, result)
         finally:
