@@ -12,6 +12,8 @@ _SIZE_UNITS = {
     "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3,
 }
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+MAX_DURATION_DAYS = 36525   # 100 years: longer is a typo, and would overflow date arithmetic
+MAX_SIZE = 2**62            # bytes: far above any real limit, and still an exact integer
 
 
 def utcnow() -> datetime:
@@ -47,7 +49,10 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration: use a number and a unit, such as \"90s\", \"10m\", \"2h\" or \"7d\""
         )
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _DURATION_UNITS[unit])
+    seconds = float(number) * _DURATION_UNITS[unit]
+    if seconds > MAX_DURATION_DAYS * 86400:
+        raise ValueError(f"{text!r} is too long: at most {MAX_DURATION_DAYS}d (100 years)")
+    return timedelta(seconds=seconds)
 
 
 def parse_size(text: str) -> int:
@@ -58,7 +63,10 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a size: use a number and a unit, such as \"10MB\" or \"512KiB\"")
     number, unit = match.groups()
-    return int(float(number) * _SIZE_UNITS[(unit or "b").lower()])
+    size = float(number) * _SIZE_UNITS[(unit or "b").lower()]
+    if size > MAX_SIZE:  # also infinity, from a number with hundreds of digits
+        raise ValueError(f"{text!r} is too large")
+    return int(size)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
