@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence
 
 from monitor.errors import StoreError, UsageError
 from monitor.rules import MatchDoc, MatchedTerm, Query, compile_sql, explain_query, parse_query
-from monitor.rules.query import Meta, Near, Node, Not, Term, ascii_lower
-from monitor.rules.sql import meta_condition
-from monitor.timeutil import to_iso
+from monitor.rules.query import And, Meta, Near, Node, Not, Or, Term, ascii_lower
+from monitor.rules.sql import fts_expressible, fts_expression, meta_condition
+from monitor.timeutil import from_iso, to_iso, utcnow
 from monitor.tokenize import tokenize_with_offsets
 
 log = logging.getLogger(__name__)
@@ -151,32 +152,206 @@ def search(
     limit: int | None = 20,
     offset: int = 0,
     mark: tuple[str, str] = ("[", "]"),
+    now: datetime | None = None,
 ) -> list[SearchHit]:
     """Articles matching ``query`` (text or parsed), best first (or newest first with sort="date").
 
     Raises QueryError for a malformed query, UsageError for a bad sort/limit, StoreError when
-    the archive cannot be read. ``limit=None`` returns every hit.
+    the archive cannot be read. ``limit=None`` returns every hit. ``now`` is the time the
+    recency factor counts from (default: the current time).
+
+    Two steps: the ids of the page are ranked first (no text, feed, story or rules read), then
+    those few rows are read. A query with very many hits is ranked within a recent window first
+    (see :func:`_window_ids`); the window is widened until the result is provably the same as
+    ranking every hit, so the fast path never changes an answer.
     """
     parsed = _as_query(query)
     if sort not in SORTS:
         raise UsageError(f"unknown sort {sort!r}: use relevance or date")
     if (limit is not None and limit < 0) or offset < 0:
         raise UsageError("limit and offset must not be negative")
+    moment = to_iso(now) if now is not None else to_iso(utcnow())
     try:
         tables = _tables(conn)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
                            rule=rule, story_id=story_id)
         if filters is None:
             return []
-        columns, body, params = _select(parsed, tables, filters, sort)
-        order = ("ORDER BY 10, a.published DESC, a.id DESC" if sort == "relevance"
-                 else "ORDER BY a.published DESC, a.id DESC")
-        sql = f"SELECT {columns} {body} {order} LIMIT ? OFFSET ?"
-        rows = conn.execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
+        plan = _Plan(conn, parsed, filters, sort=sort, now=moment or "", since=_iso(since))
+        ranked = plan.page_ids(limit, offset)
+        rows = _details(conn, tables, [article_id for article_id, _ in ranked])
     except sqlite3.Error as exc:
         raise StoreError(f"search failed: {exc}") from exc
     terms = positive_terms(parsed.root)
-    return [_hit(row, terms, mark) for row in rows]
+    return [_hit((*rows[article_id], score), terms, mark) for article_id, score in ranked if article_id in rows]
+
+
+# --------------------------------------------------------------------------- ranking plan
+
+WINDOW_MIN_HITS = 20_000            # rank within recent windows first when a query may have more hits
+WINDOW_DAYS = (30.0, 120.0, 480.0)  # the windows tried, widest last (then every hit)
+ROWID_SCAN_CAP = 100_000            # index entries read to turn a date bound into a rowid bound
+BM25_RATIO_MAX = 2.2                # k1 + 1 with FTS5's k1 = 1.2: one phrase's tf part stays below it
+
+
+def _core_node(query: Query) -> Node | None:
+    """The part of the query that ``compile_sql`` puts in MATCH (None when there is none)."""
+    root = query.root
+    if fts_expressible(root):
+        return root
+    if isinstance(root, And):
+        core = [c for c in root.children if not isinstance(c, Not) and fts_expressible(c)]
+        if core:
+            core += [c for c in root.children if isinstance(c, Not) and fts_expressible(c.child)]
+            return core[0] if len(core) == 1 else And(tuple(core))
+    return None
+
+
+def _phrases(node: Node) -> list[Term]:
+    """Every phrase FTS5 sees in ``node`` (NOT branches and NEAR items included), with its scope."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, Near):
+        return [Term(item.words, item.prefix, node.fields) for item in node.items]
+    if isinstance(node, Not):
+        return _phrases(node.child)
+    if isinstance(node, Meta):
+        return []
+    found: list[Term] = []
+    for child in node.children:  # type: ignore[union-attr]
+        found.extend(_phrases(child))
+    return found
+
+
+def _hits_upper(node: Node, counts: Mapping[Term, int]) -> int:
+    """An upper bound of the rows ``node`` matches, from the rows each phrase matches."""
+    if isinstance(node, Term):
+        return counts[node]
+    if isinstance(node, Near):
+        return min(counts[t] for t in _phrases(node))
+    if isinstance(node, Or):
+        return sum(_hits_upper(c, counts) for c in node.children)
+    if isinstance(node, And):
+        positives = [c for c in node.children if not isinstance(c, Not)]
+        return min(_hits_upper(c, counts) for c in positives)
+    raise ValueError(f"not an FTS node: {node!r}")
+
+
+class _Plan:
+    """How one search finds the ids of its page (see ``search``)."""
+
+    def __init__(self, conn: sqlite3.Connection, query: Query, filters: tuple[list[str], list[object]], *,
+                 sort: str, now: str, since: str | None) -> None:
+        self.conn = conn
+        self.sort = sort
+        self.now = now
+        self.since = since
+        self.compiled = compile_sql(query)
+        self.core = _core_node(query) if self.compiled.match is not None else None
+        condition, params = self.compiled.condition()
+        extra, extra_params = filters
+        self.where = [condition, *extra]
+        self.params = params + extra_params
+
+    def _score(self) -> str:
+        weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+        return (f"bm25(articles_fts, {weights}) / "
+                f"(1.0 + max(0.0, julianday(?) - julianday(a.published)) / {RECENCY_DAYS})")
+
+    def _query(self, limit: int | None, offset: int, *, window: str | None) -> list[tuple[int, float | None]]:
+        where, params = list(self.where), list(self.params)
+        lower = max((t for t in (window, self.since) if t), default=None)
+        if window is not None:
+            where.append("a.published >= ?")
+            params.append(window)
+        if self.compiled.match is not None and lower is not None:
+            first = self._first_id_since(lower)
+            if first is not None:
+                where.append("articles_fts.rowid >= ?")
+                params.append(first)
+        if self.compiled.match is None:
+            source = "articles a"
+        else:
+            source = "articles_fts CROSS JOIN articles a ON a.id = articles_fts.rowid"
+        if self.compiled.match is not None and self.sort == "relevance":
+            columns, order = f"a.id, {self._score()} AS score", "ORDER BY score, a.published DESC, a.id DESC"
+            params = [self.now, *params]
+        else:
+            columns, order = "a.id, NULL", "ORDER BY a.published DESC, a.id DESC"
+        sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} {order} LIMIT ? OFFSET ?"
+        return self.conn.execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
+
+    def _first_id_since(self, moment: str) -> int | None:
+        """The lowest id of the articles published at or after ``moment`` (so that FTS5 can skip every
+        lower rowid), or None when finding it would read too much of the index."""
+        count, first = self.conn.execute(
+            "SELECT count(*), min(id) FROM (SELECT id FROM articles WHERE published >= ? LIMIT ?)",
+            (moment, ROWID_SCAN_CAP + 1),
+        ).fetchone()
+        if count > ROWID_SCAN_CAP:
+            return None
+        return first if first is not None else 1 << 62
+
+    def page_ids(self, limit: int | None, offset: int) -> list[tuple[int, float | None]]:
+        if limit == 0:
+            return []
+        if self.core is None or limit is None:
+            return self._query(limit, offset, window=None)
+        counts = self._phrase_counts()
+        if _hits_upper(self.core, counts) <= WINDOW_MIN_HITS:
+            return self._query(limit, offset, window=None)
+        wanted = limit + offset
+        bound = self._bm25_bound(counts) if self.sort == "relevance" else 0.0
+        for days in WINDOW_DAYS:
+            start = to_iso(from_iso(self.now) - timedelta(days=days)) or ""
+            if self.since is not None and self.since >= start:
+                break                                    # the date filter is narrower than the window
+            rows = self._query(wanted, 0, window=start)
+            if len(rows) < wanted:
+                continue
+            if self.sort == "date" or abs(rows[-1][1] or 0.0) >= bound / (1.0 + days / RECENCY_DAYS):
+                log.debug("search ranked within window days=%s", days)
+                return rows[offset:]
+        return self._query(limit, offset, window=None)
+
+    def _phrase_counts(self) -> dict[Term, int]:
+        counts: dict[Term, int] = {}
+        for term in _phrases(self.core):  # type: ignore[arg-type]
+            if term not in counts:
+                counts[term] = int(self.conn.execute(
+                    "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (fts_expression(term),)
+                ).fetchone()[0])
+        return counts
+
+    def _bm25_bound(self, counts: Mapping[Term, int]) -> float:
+        """Above the absolute bm25 of any row: FTS5 sums idf * tf-part over the query's phrases, each
+        tf-part below k1 + 1, idf = log((N - n + 0.5) / (n + 0.5)) (at least 1e-6); N is bounded by the
+        largest rowid (idf grows with N) and n is counted as FTS5 counts it."""
+        rows = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0])
+        total = 0.0
+        for term in _phrases(self.core):  # type: ignore[arg-type]
+            n = counts[term]
+            idf = math.log((rows - n + 0.5) / (n + 0.5)) if rows > n else 0.0
+            total += max(idf, 1e-6) * BM25_RATIO_MAX
+        return total * (1.0 + 1e-9)
+
+
+def _details(conn: sqlite3.Connection, tables: set[str], ids: list[int]) -> dict[int, tuple]:
+    """The columns of a hit for each of ``ids`` (one query)."""
+    if not ids:
+        return {}
+    story = ("(SELECT sa.story_id FROM story_articles sa WHERE sa.article_id = a.id LIMIT 1)"
+             if "story_articles" in tables else "NULL")
+    rules = ("(SELECT json_group_array(rule) FROM (SELECT m.rule FROM matches m "
+             "WHERE m.article_id = a.id ORDER BY m.rule))" if "matches" in tables else "'[]'")
+    feed = ("(SELECT f.name FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
+            "WHERE af.article_id = a.id ORDER BY af.first_seen, f.name LIMIT 1)")
+    marks = ", ".join("?" for _ in ids)
+    rows = conn.execute(
+        f"SELECT a.id, a.title, a.url, {feed}, a.published, {story}, a.summary, a.content, {rules} "
+        f"FROM articles a WHERE a.id IN ({marks})", ids,
+    ).fetchall()
+    return {row[0]: row for row in rows}
 
 
 def count_hits(
