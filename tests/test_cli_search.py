@@ -235,3 +235,65 @@ def test_sqlite_utils_search_works_on_the_archive(archive: list[str]) -> None:
     found = {row["title"] for row in rows}
     assert LABELLED[0][1] in found and LABELLED[4][1] in found
     assert not any("Somalia" in t for t in {row["title"] for row in db["articles"].search("Mali", columns=["title"])})
+
+
+# --------------------------------------------------------------------------- the windowed fast path
+
+WORDS = ("mali bamako sahel niger junte armée coopération france paris dakar accord sécurité élection "
+         "président ministre gouvernement attaque village réfugiés aide économie").split()
+
+
+def synthetic_archive(path: Path, count: int = 3000) -> None:
+    """``count`` articles over two years in arrival order (ids grow with time) from a small vocabulary,
+    through the bulk path, so that common words have many hits of every age."""
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.models import Article
+    from monitor.store import Store
+    from monitor.store.bulk import BulkArticle, FeedLink, bulk_insert
+
+    rng = random.Random(7)
+    end = datetime(2026, 2, 17, tzinfo=timezone.utc)
+    items = []
+    for index in range(count):
+        published = end - timedelta(days=730 * (1 - index / count), hours=rng.random() * 12)
+        article = Article(
+            key=f"k{index}", url=f"https://x.example.org/{index}", guid=None,
+            title=" ".join(rng.choices(WORDS, k=rng.randint(3, 8))),
+            summary=" ".join(rng.choices(WORDS, k=rng.randint(5, 30))), content="",
+            published=published, published_source="published", undated=False, first_seen=published,
+            language="fr")
+        items.append(BulkArticle(article, (FeedLink(f"feed{index % 3}"),)))
+    with Store.open(path) as store:
+        bulk_insert(store, items, batch_size=700)
+
+
+@pytest.mark.parametrize("sort", ["relevance", "date"])
+def test_window_fast_path_gives_the_answers_of_ranking_every_hit(tmp_path: Path, sort: str,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from datetime import datetime, timezone
+
+    import monitor.search as library
+
+    synthetic_archive(tmp_path / "w.db")
+    conn = sqlite3.connect(tmp_path / "w.db")
+    now = datetime(2026, 2, 17, 12, tzinfo=timezone.utc)
+    caplog.set_level(logging.DEBUG, logger="monitor.search")
+    queries = ["mali", "mali sahel", '"mali bamako"', "mali NOT niger", "title:france", "sécu*", "mali OR dakar",
+               "NEAR(mali niger, 3)", "(mali OR niger) AND accord -paris", "feed:feed1 AND armée"]
+    pages = [(20, 0), (5, 7), (50, 30)]
+    for query in queries:
+        for limit, offset in pages:
+            for since in (None, "2025-11-01T00:00:00Z"):
+                monkeypatch.setattr(library, "WINDOW_MIN_HITS", 10**9)
+                every = library.search(conn, query, sort=sort, limit=limit, offset=offset, since=since, now=now)
+                monkeypatch.setattr(library, "WINDOW_MIN_HITS", 5)
+                fast = library.search(conn, query, sort=sort, limit=limit, offset=offset, since=since, now=now)
+                assert [h.id for h in fast] == [h.id for h in every], (query, limit, offset, since)
+                assert [h.score for h in fast] == [h.score for h in every]
+    windowed = [r for r in caplog.records if "ranked within window" in r.getMessage()]
+    assert len(windowed) >= 10, "the fast path was taken, not only the fallback"
