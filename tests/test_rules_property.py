@@ -173,6 +173,7 @@ def accents_kept(text: str) -> list[str]:
     return [text[start:end].lower() for _, start, end in tokenize_with_offsets(text)]
 
 
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
 def test_broken_accent_folding_is_caught(archive: Archive) -> None:
     counterexample = find(
         example_strategy,
