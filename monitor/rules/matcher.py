@@ -1,10 +1,15 @@
 """The in-memory matcher: every rule against one article, in one pass.
 
-Rules are compiled once into a :class:`RuleSet`. Matching an article tokenizes its three
-text fields once (with the index's own tokenizer), then looks its distinct words up in an
-index of *trigger terms*: for each rule, a set of words (or prefixes) of which at least one
-must be present for the rule to be able to match. Only those rules, plus the few that can
-match without any word (``NOT sport``, ``feed:"RFI"``), are evaluated.
+Rules are compiled once into a :class:`RuleSet`. Matching an article tokenizes its text
+once (with the index's own tokenizer) into the set of its distinct words. Each rule has
+*trigger clauses*, necessary conditions of the form "one of these words or prefixes is
+present" (an AND of ORs, see :func:`trigger_clauses`); the clause with the fewest prefixes
+and words is the rule's anchor and is indexed by word and prefix. A per-token memo says,
+for every word ever seen, which keys it satisfies and which rules it anchors, so an article
+only visits the rules its words can satisfy; the rest of their clauses are checked with set
+operations before the rule itself is evaluated. Rules that state no clause (``NOT sport``,
+``feed:"RFI"``) are evaluated for every article. Per-field structures (token lists,
+positions) are built only when a phrase, NEAR, a field scope or an explanation needs them.
 
 Semantics are those of the FTS5 index (see ``tests/test_rules_property.py``): a word is a
 whole token of a field; phrases and NEAR hold within one field; ``NEAR(a b, N)`` holds when,
