@@ -68,7 +68,7 @@ class Tuning:
     centroid_terms: int = 100        # strongest terms kept in a story centroid
     probe_terms: int = 10            # rare terms used to look up candidate stories
     post_terms: int = 12             # terms under which an article's story is indexed
-    per_term: int = 30               # most recent stories read per probed term
+    per_term: int = 20               # most recent stories read per probed term
     max_candidates: int = 4          # candidate stories scored per article
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.05       # terms in more documents than this are never probed
@@ -226,9 +226,10 @@ def weigh(features: Features, df: dict[str, int], documents: int, tuning: Tuning
     return _normalised(weights)
 
 
-def cosine(vector: dict[str, float], centroid: dict[str, float]) -> float:
-    """Cosine of a normalised vector with an unnormalised centroid."""
-    norm = math.sqrt(sum(w * w for w in centroid.values()))
+def cosine(vector: dict[str, float], centroid: dict[str, float], norm: float | None = None) -> float:
+    """Cosine of a normalised vector with an unnormalised centroid (of norm ``norm``, if known)."""
+    if norm is None:
+        norm = math.sqrt(sum(w * w for w in centroid.values()))
     if norm == 0.0:
         return 0.0
     small, large = (vector, centroid) if len(vector) <= len(centroid) else (centroid, vector)
@@ -253,6 +254,65 @@ def _lead_text(article: Article, tuning: Tuning) -> str:
     return lead[: tuning.lead_chars]
 
 
+class DocumentFrequencies:
+    """Document frequencies read through an in-memory cache and counted in memory.
+
+    Increments are written to ``story_df`` in batches (every ``flush_every`` documents, and by
+    ``flush``), inside the caller's transaction. These are statistics: a batch lost with a rolled
+    back transaction or at exit, or another process's counts seen late (the cache is dropped every
+    ``refresh_every`` documents), only nudges weights.
+    """
+
+    def __init__(self, flush_every: int = 64, refresh_every: int = 20_000) -> None:
+        self.flush_every = flush_every
+        self.refresh_every = refresh_every
+        self._conn: sqlite3.Connection | None = None
+        self._known: dict[str, int] = {}
+        self._documents = 0
+        self._pending: dict[str, int] = {}
+        self._pending_documents = 0
+        self._since_refresh = 0
+
+    def lookup(self, conn: sqlite3.Connection, terms: list[str]) -> tuple[dict[str, int], int]:
+        """(df of each term, documents) as of now, this process's unwritten counts included."""
+        if conn is not self._conn or self._since_refresh >= self.refresh_every:
+            self._reset(conn)
+        missing = [term for term in terms if term not in self._known]
+        if missing:
+            found = story_store.document_frequencies(conn, missing)
+            for term in missing:
+                self._known[term] = found.get(term, 0) + self._pending.get(term, 0)
+        known = self._known
+        return {term: known[term] for term in terms}, self._documents
+
+    def count(self, conn: sqlite3.Connection, terms: list[str]) -> None:
+        known, pending = self._known, self._pending
+        for term in terms:
+            known[term] = known.get(term, 0) + 1
+            pending[term] = pending.get(term, 0) + 1
+        self._documents += 1
+        self._pending_documents += 1
+        self._since_refresh += 1
+        if self._pending_documents >= self.flush_every:
+            self.flush(conn)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self._pending_documents and conn is self._conn:
+            story_store.add_document_counts(conn, self._pending, self._pending_documents)
+        self._pending = {}
+        self._pending_documents = 0
+
+    def _reset(self, conn: sqlite3.Connection) -> None:
+        if self._conn is not None and conn is self._conn:
+            self.flush(conn)
+        self._conn = conn
+        self._known = {}
+        self._pending = {}
+        self._pending_documents = 0
+        self._since_refresh = 0
+        self._documents = story_store.document_count(conn)
+
+
 class StoryClusterer:
     """Assigns each new article to a story, online, in arrival order.
 
@@ -267,6 +327,11 @@ class StoryClusterer:
             raise TypeError(f"unknown tuning parameter(s): {', '.join(sorted(unknown))}")
         self.window = window
         self.tuning = replace(Tuning(), **tuning)  # type: ignore[arg-type]
+        self.frequencies = DocumentFrequencies()
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the document counts still held in memory (call before closing, if convenient)."""
+        self.frequencies.flush(conn)
 
     # ------------------------------------------------------------------ public
 
@@ -292,9 +357,8 @@ class StoryClusterer:
         since = to_iso(article.published - self.window) or ""
         features = extract_features(article.title, _lead_text(article, self.tuning), self.tuning)
         terms = list(features.counts)
-        documents = story_store.document_count(conn)
-        df = story_store.document_frequencies(conn, terms)
-        story_store.count_document(conn, terms)
+        df, documents = self.frequencies.lookup(conn, terms)
+        self.frequencies.count(conn, terms)
         vector = weigh(features, df, documents, self.tuning)
         names = {t for t in vector if t in features.names}
 
@@ -319,7 +383,7 @@ class StoryClusterer:
                 headline_vector=title_vector,
             )
             story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
-            story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
+            story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False)
             story_store.post_terms(conn, story_id, self._posting_terms(vector),
                                    last_published=published)
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
@@ -329,7 +393,7 @@ class StoryClusterer:
         self._join(conn, state, article_id, article, feed_name, vector, names, title_vector, arrived, published,
                    score=None if exact else score)
         story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
-        added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived)
+        added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False)
         log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
                   score or 0.0)
         return StoryAssignment(story_id, created=False, joined=True, source_added=added, score=score)
@@ -366,9 +430,10 @@ class StoryClusterer:
         if not ranked:
             return None, None
         states = story_store.load_story_states(conn, ranked)
+        when = to_iso(article.published) or ""
         best, best_score = None, 0.0
         for state in states:
-            score = self._score(vector, names, title_names, state, article)
+            score = self._score(vector, names, title_names, state, article, when)
             if score > 0.0 and score > best_score:
                 best, best_score = state, score
         return (best, best_score) if best is not None else (None, None)
@@ -380,13 +445,14 @@ class StoryClusterer:
         title_names: set[str],
         state: story_store.StoryState,
         article: Article,
+        when: str,
     ) -> float:
         """The article's score against one story, 0.0 when it must not join it.
 
         Same language: cosine with the centroid, time-decayed, at least ``min_shared`` shared terms,
         and the name-conflict guard. Across languages: cosine of names and numbers only.
         """
-        gap = self._gap(article.published, state)
+        gap = self._gap(article.published, state, when)
         if gap is None:
             return 0.0
         decay = 1.0 - self.tuning.time_decay * gap
@@ -395,7 +461,7 @@ class StoryClusterer:
             if self._name_similarity(vector, names, state) >= self.tuning.cross_language_threshold:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
             return 0.0
-        score = cosine(vector, state.vector) * decay
+        score = cosine(vector, state.vector, state.norm) * decay
         if score < self.tuning.threshold or _shared_terms(vector, state.vector) < self.tuning.min_shared:
             return 0.0
         needed = self.tuning.threshold
@@ -412,9 +478,9 @@ class StoryClusterer:
         name_centroid = {t: w for t, w in state.vector.items() if t in state.names}
         return cosine(name_vector, name_centroid)
 
-    def _gap(self, published: datetime, state: story_store.StoryState) -> float | None:
-        """Distance from ``published`` to the story's publication span, in windows (None: outside)."""
-        when = to_iso(published) or ""
+    def _gap(self, published: datetime, state: story_store.StoryState, when: str) -> float | None:
+        """Distance from ``published`` (``when`` in ISO) to the story's publication span, in windows
+        (None: outside the window)."""
         if state.first_published <= when <= state.last_published:
             return 0.0
         edge = state.first_published if when < state.first_published else state.last_published
@@ -440,6 +506,7 @@ class StoryClusterer:
         *,
         score: float | None,
     ) -> None:
+        state.article_count += 1
         if score is not None:
             state.join_count += 1
             state.join_score += score
@@ -450,6 +517,7 @@ class StoryClusterer:
             centroid = dict(sorted(centroid.items(), key=lambda kv: kv[1], reverse=True)
                             [: self.tuning.centroid_terms])
         state.vector = centroid
+        state.norm = math.sqrt(sum(w * w for w in centroid.values()))
         state.names = (state.names | names) & centroid.keys()
         if published < state.first_published:
             state.first_published = published
@@ -468,7 +536,8 @@ class StoryClusterer:
         """The newcomer's title replaces the headline when it is closer to the updated centroid."""
         if not article.title:
             return
-        if not state.headline or cosine(title_vector, state.vector) > cosine(state.headline_vector, state.vector):
+        challenger = cosine(title_vector, state.vector, state.norm)
+        if not state.headline or challenger > cosine(state.headline_vector, state.vector, state.norm):
             state.headline, state.headline_article_id = article.title, article_id
             state.headline_vector = title_vector
 

@@ -16,6 +16,7 @@ Tables (all kept outside ``articles`` so that no FTS trigger fires when a story 
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import struct
 import sys
@@ -109,6 +110,7 @@ class StoryState:
     vector: dict[str, float]
     names: set[str]
     headline_vector: dict[str, float]
+    norm: float = 0.0                 # Euclidean norm of ``vector``
 
 
 def document_count(conn: sqlite3.Connection) -> int:
@@ -126,15 +128,16 @@ def document_frequencies(conn: sqlite3.Connection, terms: Sequence[str]) -> dict
     return found
 
 
-def count_document(conn: sqlite3.Connection, terms: Iterable[str]) -> None:
-    """Add one document with these distinct terms to the document frequencies."""
+def add_document_counts(conn: sqlite3.Connection, counts: dict[str, int], documents: int) -> None:
+    """Add ``documents`` documents whose terms occur in ``counts[term]`` of them."""
     conn.executemany(
-        "INSERT INTO story_df(term, df) VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET df = df + 1",
-        ((term,) for term in terms),
+        "INSERT INTO story_df(term, df) VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
+        counts.items(),
     )
     conn.execute(
-        "INSERT INTO story_stats(key, value) VALUES ('documents', 1) "
-        "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+        "INSERT INTO story_stats(key, value) VALUES ('documents', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+        (documents,),
     )
 
 
@@ -182,7 +185,9 @@ def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> lis
         )
         for row in rows:
             vector, names, headline_vector = decode_vector(row[11])
-            states.append(StoryState(*row[:11], vector=vector, names=names, headline_vector=headline_vector))
+            norm = math.sqrt(sum(weight * weight for weight in vector.values()))
+            states.append(StoryState(*row[:11], vector=vector, names=names, headline_vector=headline_vector,
+                                     norm=norm))
     return states
 
 
@@ -216,7 +221,7 @@ def create_story(
     cursor = conn.execute(
         "INSERT INTO stories(headline, headline_article_id, first_seen, updated, first_article_id, "
         "first_feed, first_published, last_published, article_count, language, vector) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
         (headline, article_id, published, arrived, article_id, feed, published, published, language,
          encode_vector(vector, names, headline_vector)),
     )
@@ -230,11 +235,16 @@ def add_article(
         "INSERT INTO story_articles(story_id, article_id, feed, joined_at, score) VALUES (?, ?, ?, ?, ?)",
         (story_id, article_id, feed, arrived, score),
     )
-    conn.execute("UPDATE stories SET article_count = article_count + 1 WHERE id = ?", (story_id,))
 
 
-def add_source(conn: sqlite3.Connection, story_id: int, article_id: int, *, feed: str, arrived: str) -> bool:
-    """Record that ``feed`` carried ``article_id``; True when the feed is new to the story."""
+def add_source(
+    conn: sqlite3.Connection, story_id: int, article_id: int, *, feed: str, arrived: str, touch: bool = True
+) -> bool:
+    """Record that ``feed`` carried ``article_id``; True when the feed is new to the story.
+
+    ``touch``: a new outlet moves the story's ``updated`` to ``arrived`` (callers that rewrite the
+    story row anyway pass False).
+    """
     known = conn.execute(
         "SELECT 1 FROM story_sources WHERE story_id = ? AND feed = ? LIMIT 1", (story_id, feed)
     ).fetchone()
@@ -242,7 +252,7 @@ def add_source(conn: sqlite3.Connection, story_id: int, article_id: int, *, feed
         "INSERT OR IGNORE INTO story_sources(story_id, feed, article_id, seen_at) VALUES (?, ?, ?, ?)",
         (story_id, feed, article_id, arrived),
     )
-    if known is None:
+    if known is None and touch:
         conn.execute("UPDATE stories SET updated = max(updated, ?) WHERE id = ?", (arrived, story_id))
     return known is None
 
@@ -256,10 +266,10 @@ def update_story(
     """Write back a state the clusterer changed (headline, times, first outlet, centroid)."""
     conn.execute(
         "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
-        "first_published = ?, last_published = ?, join_count = ?, join_score = ?, vector = ?, "
+        "first_published = ?, last_published = ?, article_count = ?, join_count = ?, join_score = ?, vector = ?, "
         "updated = max(updated, ?) WHERE id = ?",
         (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
-         state.first_published, state.last_published, state.join_count, state.join_score,
+         state.first_published, state.last_published, state.article_count, state.join_count, state.join_score,
          encode_vector(state.vector, state.names, state.headline_vector), arrived, state.id),
     )
 
