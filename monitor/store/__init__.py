@@ -176,15 +176,23 @@ class Store:
                 raise translate_sqlite_error(exc, self.path) from exc
             try:
                 yield self.conn
+            except sqlite3.OperationalError as exc:
+                # SQLite may have rolled back already (a full disk does): then ROLLBACK itself would fail
+                # and hide the cause.
+                self._rollback()
+                raise translate_sqlite_error(exc, self.path) from exc
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise translate_sqlite_error(exc, self.path) from exc
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
