@@ -480,6 +480,9 @@ class _Rule:
 class RuleSet:
     """Rules compiled once; :meth:`match` runs all of them against an article in one pass.
 
+    Safe to share between threads: the only state that changes is the token memo, whose
+    updates are single dict/set operations.
+
     Each rule's trigger clauses (see :func:`trigger_clauses`) are indexed by word and prefix.
     For an article, the words it holds light up clauses; only the rules whose clauses are all
     lit (plus the rules that have none) are evaluated.
@@ -568,7 +571,11 @@ class RuleSet:
         present: set[str] = set()
         anchored: set[int] = set()
         for token in view.all.intersection(self._known):
-            keys, rules = memo[token]
+            entry = memo.get(token)
+            if entry is None:  # another thread restarted the memo in between
+                self._learn(token)
+                entry = memo[token]
+            keys, rules = entry
             present.update(keys)
             if rules:
                 anchored.update(rules)
