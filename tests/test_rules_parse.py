@@ -146,3 +146,22 @@ def test_meta_fields_compile_to_sql_around_the_match() -> None:
     assert sql.match == '"mali"'
     assert "article_feeds" in sql.where and "a.language" in sql.where
     assert sql.params == ("rfi afrique", "en", 3, "en-")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(" * 2000 + "a" + ")" * 2000, "nested too deeply"),
+    ("NOT " * 2000 + "a", "nested too deeply"),
+    ("-" + "(-" * 1000 + "a" + ")" * 1000, "nested too deeply"),
+    ("title: " * 2000 + "a", "nested too deeply"),
+    ("NEAR(a b, 2147483648)", "at most 100000"),
+    ("NEAR(a b, ٣)", "whole number"),
+])
+def test_hostile_queries_are_query_errors(text: str, message: str) -> None:
+    with pytest.raises(QueryError) as info:
+        parse_query(text)
+    assert message in info.value.reason
+
+
+def test_deep_but_reasonable_nesting_works() -> None:
+    parse_query("(" * 60 + "a" + ")" * 60)
+    parse_query(" OR ".join(f"w{i}" for i in range(5000)))

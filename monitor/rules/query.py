@@ -35,6 +35,8 @@ SCOPE_FIELDS = TEXT_FIELDS + ("text",)
 META_FIELDS = ("feed", "lang", "tag", "domain")
 ALL_FIELDS = SCOPE_FIELDS + META_FIELDS
 OPERATORS = ("AND", "OR", "NOT")
+MAX_DEPTH = 64            # nested groups and NOTs; deeper is surely a mistake (and would overflow)
+MAX_NEAR = 100_000        # FTS5 reads NEAR distances as 32-bit numbers
 
 
 # --------------------------------------------------------------------------- syntax tree
@@ -277,7 +279,7 @@ class _Lexer:
         while not number and self.pos < len(self.text) and self.text[self.pos].isspace():
             self.pos += 1
             number, npos = self._read_word(_WORD_STOP + ",")
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise self.error("NEAR needs a distance, a whole number: NEAR(word word, 10)", npos if number else comma)
         while self.pos < len(self.text) and self.text[self.pos].isspace():
             self.pos += 1
@@ -286,6 +288,8 @@ class _Lexer:
         self.pos += 1
         if len(items) < 2:
             raise self.error("NEAR needs at least two words or phrases", start)
+        if int(number) > MAX_NEAR:
+            raise self.error(f"NEAR distance must be at most {MAX_NEAR}", npos)
         return Near(tuple(items), int(number))
 
     def _term_from(self, tok: _Tok) -> Term:
@@ -313,6 +317,7 @@ class _Parser:
         self.tokens = tokens
         self.tokenizer = tokenizer
         self.index = 0
+        self.depth = 0
 
     @property
     def tok(self) -> _Tok:
@@ -366,15 +371,28 @@ class _Parser:
             op = self.take()
             if self.tok.kind not in _PRIMARY_START:
                 raise self.error("NOT needs a term after it", op.pos)
-            return Not(self.unary())
+            self._enter(op)
+            try:
+                return Not(self.unary())
+            finally:
+                self.depth -= 1
         return self.primary()
+
+    def _enter(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"the query is nested too deeply (more than {MAX_DEPTH} levels)", tok.pos)
 
     def primary(self) -> Node:
         tok = self.take()
         if tok.kind == "LPAREN":
             if self.tok.kind == "RPAREN":
                 raise self.error("empty parentheses", tok.pos)
-            node = self.or_expr()
+            self._enter(tok)
+            try:
+                node = self.or_expr()
+            finally:
+                self.depth -= 1
             if self.tok.kind != "RPAREN":
                 raise self.error("unbalanced parenthesis: this ( is never closed", tok.pos)
             self.take()
@@ -404,7 +422,11 @@ class _Parser:
             return Meta(field.text, _meta_value(field.text, value.text))
         if self.tok.kind not in ("LPAREN", "WORD", "PHRASE", "NEAR", "FIELD"):
             raise self.error(f"{field.text}: needs a word, a phrase or a group after it", field.pos)
-        node = self.primary()
+        self._enter(field)
+        try:
+            node = self.primary()
+        finally:
+            self.depth -= 1
         fields = None if field.text == "text" else (field.text,)
         return _apply_scope(node, fields)
 
