@@ -314,20 +314,29 @@ class _Plan:
                 return rows[offset:]
         return self._query(limit, offset, window=None)
 
+    def _rows_upper(self) -> int:
+        """At least the number of rows in the index (the largest rowid), cheap to read."""
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0])
+
     def _phrase_counts(self) -> dict[Term, int]:
+        """Rows matching each phrase, as FTS5 counts them for idf, counted up to just over half of the
+        rows: beyond that FTS5's idf is its floor (1e-6) whatever the exact count."""
+        cap = self._rows_upper() // 2 + 1
         counts: dict[Term, int] = {}
         for term in _phrases(self.core):  # type: ignore[arg-type]
             if term not in counts:
                 counts[term] = int(self.conn.execute(
-                    "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (fts_expression(term),)
+                    "SELECT count(*) FROM (SELECT 1 FROM articles_fts WHERE articles_fts MATCH ? LIMIT ?)",
+                    (fts_expression(term), cap),
                 ).fetchone()[0])
         return counts
 
     def _bm25_bound(self, counts: Mapping[Term, int]) -> float:
         """Above the absolute bm25 of any row: FTS5 sums idf * tf-part over the query's phrases, each
         tf-part below k1 + 1, idf = log((N - n + 0.5) / (n + 0.5)) (at least 1e-6); N is bounded by the
-        largest rowid (idf grows with N) and n is counted as FTS5 counts it."""
-        rows = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0])
+        largest rowid (idf grows with N) and n is counted as FTS5 counts it (a count capped at N/2 + 1
+        gives the floor, as the true count does)."""
+        rows = self._rows_upper()
         total = 0.0
         for term in _phrases(self.core):  # type: ignore[arg-type]
             n = counts[term]
