@@ -44,6 +44,13 @@ except ImportError:
     _daemon = ()
 for _command in _daemon:
     cli.commands.get(_command.name) or cli.add_command(_command)
+if "search" not in cli.commands:
+    try:
+        from monitor.cli.search import search_cmd as _search
+    except ImportError:
+        _search = None
+    if _search is not None:
+        cli.add_command(_search, "search")
 main()
 """
 
@@ -188,7 +195,7 @@ class CrashCampaign:
 
     RULE_TOPIC = "Mali: "
 
-    def __init__(self, workdir: Path, *, mode: str = "poll", feeds: int = 40, items: int = 30, growth: int = 30,
+    def __init__(self, workdir: Path, *, mode: str = "poll", feeds: int = 40, items: int = 30, growth: int = 5,
                  new_feeds: int | None = None, seed: int = 0, max_delay: float | None = None) -> None:
         import random
 
@@ -200,7 +207,7 @@ class CrashCampaign:
         self.feed_count = feeds
         # Feeds added every round: a killed process's feed leases keep those feeds from the next polls for
         # fetch_deadline + 60 s, so new feeds keep every round ingesting.
-        self.new_feeds = feeds // 4 if new_feeds is None else new_feeds
+        self.new_feeds = feeds // 3 if new_feeds is None else new_feeds
         self.items = items
         self.growth = growth
         self.random = random.Random(seed)
@@ -285,17 +292,26 @@ class CrashCampaign:
             stop.wait(0.05)
 
     def kill_once(self, mode: str | None = None) -> None:
-        """One round: start the process, SIGKILL it at a random moment, check the archive. ``mode``
-        overrides the campaign's (``poll`` or ``run``) for this round."""
+        """One round: start the process, SIGKILL it, check the archive. ``mode`` overrides the campaign's
+        (``poll`` or ``run``) for this round. Odd rounds kill at a random moment of the run (start-up,
+        fetching, parsing, writing, delivering); even rounds wait until a reader sees the run's first
+        commit and kill a random moment after it (in the middle of ingest and alert delivery)."""
         import signal
 
         mode = mode or self.mode
-        delay = self.random.uniform(0.3, self.max_delay or 3.0)
+        after_commit = self.round % 2 == 0
+        delay = self.random.uniform(0.0, 0.5 * (self.max_delay or 3.0)) if after_commit else \
+            self.random.uniform(0.3, self.max_delay or 3.0)
         proc = self._start(mode)
+        started = time.monotonic()
         seen: set[str] = set()
         stop = threading.Event()
         sampler = threading.Thread(target=self._sample, args=(proc, seen, stop), daemon=True)
         sampler.start()
+        if after_commit:
+            limit = time.monotonic() + 120
+            while proc.poll() is None and len(seen) <= len(self.committed) and time.monotonic() < limit:
+                time.sleep(0.02)
         try:
             code = proc.wait(timeout=delay)
             if code != 0:
@@ -306,7 +322,7 @@ class CrashCampaign:
             proc.wait(timeout=30)
             self.tally.kills += 1
             self.kills_by_mode[mode] = self.kills_by_mode.get(mode, 0) + 1
-            self.tally.kill_moments.append(round(delay, 2))
+            self.tally.kill_moments.append(round(time.monotonic() - started, 2))
             self.tally.articles_at_kill.append(len(seen))
         stop.set()
         sampler.join(timeout=10)
