@@ -527,3 +527,24 @@ def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path: Path) -> None
     done = daemon.cli("run", check=False)
     assert done.returncode == 2
     assert done.stderr.startswith("error:") and "concurrency" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_daemon_delivers_alerts(tmp_path: Path, server: FeedServer, running: list) -> None:
+    import json
+
+    now = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    body = rss(("m1", "Bamako talks: France and Mali agree on a plan")).replace(
+        "Tue, 17 Feb 2026 08:00:00 GMT", now)
+    server.add("/sahel.xml", body)
+    alerts = tmp_path / "alerts.jsonl"
+    config = config_text(feed_toml("sahel", server.url("/sahel.xml"), "1h")) + (
+        "\n[[rules]]\nname = \"france-mali\"\nquery = 'France AND Mali'\nchannels = [\"file\"]\n"
+        f"\n[[channels]]\nname = \"file\"\nurl = \"jsonl://{alerts}\"\n"
+    )
+    daemon = Newsmon(tmp_path, config)
+    running.append(daemon.start())
+    wait_until(lambda: alerts.exists() and alerts.read_text().strip(), what="the alert in the jsonl channel")
+    assert daemon.stop() == 0
+    alert = json.loads(alerts.read_text().splitlines()[0])
+    assert alert["rule"] == "france-mali" and "Bamako" in alert["headline"]
+    assert daemon.status()["alerts"]["sent"] == 1
