@@ -297,3 +297,21 @@ def test_window_fast_path_gives_the_answers_of_ranking_every_hit(tmp_path: Path,
                 assert [h.score for h in fast] == [h.score for h in every]
     windowed = [r for r in caplog.records if "ranked within window" in r.getMessage()]
     assert len(windowed) >= 10, "the fast path was taken, not only the fallback"
+
+
+def test_datasette_full_text_search_works_on_the_archive(archive: list[str]) -> None:
+    """`datasette storage/newsmon.db`: the articles table page searches through articles_fts."""
+    import asyncio
+
+    pytest.importorskip("datasette")
+    from datasette.app import Datasette
+
+    async def query() -> list[dict]:
+        app = Datasette([archive[3]])
+        name = Path(archive[3]).stem
+        response = await app.client.get(f"/{name}/articles.json?_search=cooperation&_shape=array&_col=title")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    found = {row["title"] for row in asyncio.run(query())}
+    assert LABELLED[0][1] in found and LABELLED[4][1] in found
