@@ -371,13 +371,24 @@ def _compile_explain(node: Node) -> Explainer:
                             out.append(made[name])
             return explain_word
         term = node
+        if node.prefix and len(node.words) == 1:
+            key, stem = node.words[0] + "*", node.words[0]
 
-        def explain_term(view: _DocView, out: list[MatchedTerm]) -> None:
-            if _maybe_somewhere(term, view):
+            def explain_prefix(view: _DocView, out: list[MatchedTerm]) -> None:
+                present = view.present
+                if (key in present) if present is not None else view.has_prefix_anywhere(stem):
+                    for name in fields:
+                        if view.has_prefix(name, stem):
+                            out.append(made[name])
+            return explain_prefix
+        needed = frozenset(node.words[:-1] if node.prefix else node.words)
+
+        def explain_phrase(view: _DocView, out: list[MatchedTerm]) -> None:
+            if needed <= view.all:
                 for name in fields:
                     if term_in_field(view, name, term):
                         out.append(made[name])
-        return explain_term
+        return explain_phrase
     if isinstance(node, (Near, Meta)):
         leaf = node
         return lambda view, out: _explain(leaf, view, out)
