@@ -92,7 +92,7 @@ def _limit_file_size(limit: int) -> None:
     """In the child, before exec: files may not grow past ``limit`` bytes; the write fails (EFBIG) instead
     of the process being killed by SIGXFSZ."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))  # soft: can be lifted later
 
 
 def test_newsmon_poll_on_a_full_disk_exits_with_a_message_then_resumes(tmp_path: Path,
@@ -172,3 +172,50 @@ def test_read_only_commands_on_a_missing_archive_say_so(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no archive" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_daemon_survives_a_full_disk_and_resumes_when_space_returns(tmp_path: Path,
+                                                                    feed_server: FeedServer) -> None:
+    """The daemon under a file-size limit: each poll fails with a logged StoreError, the daemon keeps
+    running; once the limit is lifted (prlimit on the live process) it stores everything."""
+    import time
+
+    feeds = _serve(feed_server, FIRST)
+    config = write_config(tmp_path / "feeds.toml", feeds)
+    db = tmp_path / "archive.db"
+    assert run_newsmon(config, db, "poll", cwd=tmp_path).returncode == 0
+    checkpoint = sqlite3.connect(db)
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint.close()
+    limit = db.stat().st_size + 64 * 1024
+    _serve(feed_server, LATER)
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log_file:
+        daemon = subprocess.Popen(
+            newsmon_argv("--config", str(config), "--db", str(db), "run"), cwd=tmp_path,
+            env=child_env({"NEWSMON_TICK": "0.25", "NEWSMON_DELIVER_EVERY": "1"}), stdout=subprocess.DEVNULL,
+            stderr=log_file, preexec_fn=lambda: _limit_file_size(limit))
+        try:
+            deadline = time.monotonic() + 60
+            while "disk is full" not in log_path.read_text() and "disk I/O error" not in log_path.read_text():
+                assert daemon.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.2)
+            time.sleep(1.0)
+            assert daemon.poll() is None, "the daemon stopped on a full disk"
+            assert integrity(db) == "ok"
+
+            resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            deadline = time.monotonic() + 120
+            while len(article_keys(db)) < FEEDS * LATER:
+                assert daemon.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the daemon did not resume after space returned"
+                time.sleep(0.25)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            code = daemon.wait(timeout=60)
+    assert code == 0, log_path.read_text()[-3000:]
+    # each failed poll was logged (with the archive's path and the cause), and the daemon carried on
+    assert "error=archive" in log_path.read_text()
+    assert integrity(db) == "ok"
+    assert duplicates(db) == {"keys": 0, "urls": 0, "links": 0}
