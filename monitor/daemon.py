@@ -20,7 +20,8 @@ import socket
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
@@ -43,32 +44,21 @@ log = logging.getLogger(__name__)
 
 
 def _now_precise() -> datetime:
-    from datetime import timezone
-
+    """UTC now with microseconds (``timeutil.utcnow`` drops them, as the archive does)."""
     return datetime.now(timezone.utc)
 
 
+@dataclass
 class DaemonOptions:
-    """Internal pacing (not user config): how often the jobs run. Tests shorten them."""
+    """Internal pacing in seconds (not user config): how often the jobs run. Tests and benchmarks shorten them."""
 
-    def __init__(
-        self,
-        *,
-        tick: float = 1.0,
-        deliver_every: float = 10.0,
-        retention_every: float = 6 * 3600.0,
-        retention_first: float = 120.0,
-        upkeep_every: float = 600.0,
-        optimize_every: float = 3600.0,
-        lag_window: float = 300.0,
-    ) -> None:
-        self.tick = tick
-        self.deliver_every = deliver_every
-        self.retention_every = retention_every
-        self.retention_first = retention_first
-        self.upkeep_every = upkeep_every
-        self.optimize_every = optimize_every
-        self.lag_window = lag_window
+    tick: float = 1.0
+    deliver_every: float = 10.0
+    retention_every: float = 6 * 3600.0
+    retention_first: float = 120.0
+    upkeep_every: float = 600.0
+    optimize_every: float = 3600.0
+    lag_window: float = 300.0
 
     @classmethod
     def from_env(cls) -> DaemonOptions:
