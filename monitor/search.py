@@ -192,6 +192,8 @@ WINDOW_MIN_HITS = 20_000            # rank within recent windows first when a qu
 WINDOW_DAYS = (30.0, 120.0, 480.0)  # the windows tried, widest last (then every hit)
 ROWID_SCAN_CAP = 100_000            # index entries read to turn a date bound into a rowid bound
 BM25_RATIO_MAX = 2.2                # k1 + 1 with FTS5's k1 = 1.2: one phrase's tf part stays below it
+SATURATING_WEIGHT = "1e15"          # column weight that drives each present phrase's tf part to k1 + 1 ...
+SATURATION_SLACK = 1e-5             # ... to within this share (row length / average length < 1e9)
 
 
 def _core_node(query: Query) -> Node | None:
@@ -223,18 +225,26 @@ def _phrases(node: Node) -> list[Term]:
     return found
 
 
-def _hits_upper(node: Node, counts: Mapping[Term, int]) -> int:
-    """An upper bound of the rows ``node`` matches, from the rows each phrase matches."""
+def _all_required(node: Node) -> bool:
+    """True when every phrase of ``node`` must be in a row for it to match (terms joined by AND, and
+    NOT of unscoped terms, which add nothing): then the saturated bm25 of one matched row bounds the
+    bm25 of every row."""
     if isinstance(node, Term):
-        return counts[node]
-    if isinstance(node, Near):
-        return min(counts[t] for t in _phrases(node))
-    if isinstance(node, Or):
-        return sum(_hits_upper(c, counts) for c in node.children)
+        return True
     if isinstance(node, And):
-        positives = [c for c in node.children if not isinstance(c, Not)]
-        return min(_hits_upper(c, counts) for c in positives)
-    raise ValueError(f"not an FTS node: {node!r}")
+        return all(_absent(child.child) if isinstance(child, Not) else _all_required(child)
+                   for child in node.children)
+    return False
+
+
+def _absent(node: Node) -> bool:
+    """True when a row matching ``NOT node`` holds none of node's phrases in any field (so they add
+    nothing to its bm25): unscoped terms, alone or joined by OR."""
+    if isinstance(node, Term):
+        return node.fields is None
+    if isinstance(node, Or):
+        return all(isinstance(child, Term) and child.fields is None for child in node.children)
+    return False
 
 
 class _Plan:
@@ -258,7 +268,10 @@ class _Plan:
         return (f"bm25(articles_fts, {weights}) / "
                 f"(1.0 + max(0.0, julianday(?) - julianday(a.published)) / {RECENCY_DAYS})")
 
-    def _query(self, limit: int | None, offset: int, *, window: str | None) -> list[tuple[int, float | None]]:
+    def _query(self, limit: int | None, offset: int, *, window: str | None,
+               saturate: bool = False) -> list[tuple]:
+        """(id, score) rows of one page; with ``saturate`` a third column holds bm25 with huge column
+        weights, whose size is then sum(idf) * (k1 + 1) for a row holding every phrase."""
         where, params = list(self.where), list(self.params)
         lower = max((t for t in (window, self.since) if t), default=None)
         if window is not None:
@@ -275,6 +288,8 @@ class _Plan:
             source = "articles_fts CROSS JOIN articles a ON a.id = articles_fts.rowid"
         if self.compiled.match is not None and self.sort == "relevance":
             columns, order = f"a.id, {self._score()} AS score", "ORDER BY score, a.published DESC, a.id DESC"
+            if saturate:
+                columns += f", bm25(articles_fts, {SATURATING_WEIGHT}, {SATURATING_WEIGHT}, {SATURATING_WEIGHT})"
             params = [self.now, *params]
         else:
             columns, order = "a.id, NULL", "ORDER BY a.published DESC, a.id DESC"
@@ -295,24 +310,32 @@ class _Plan:
     def page_ids(self, limit: int | None, offset: int) -> list[tuple[int, float | None]]:
         if limit == 0:
             return []
-        if self.core is None or limit is None:
-            return self._query(limit, offset, window=None)
-        counts = self._phrase_counts()
-        if _hits_upper(self.core, counts) <= WINDOW_MIN_HITS:
+        if self.core is None or limit is None or self._core_hits(WINDOW_MIN_HITS + 1) <= WINDOW_MIN_HITS:
             return self._query(limit, offset, window=None)
         wanted = limit + offset
-        bound = self._bm25_bound(counts) if self.sort == "relevance" else 0.0
+        relevance = self.sort == "relevance"
+        saturate = relevance and _all_required(self.core)
+        bound = self._bm25_bound(self._phrase_counts()) if relevance and not saturate else 0.0
         for days in WINDOW_DAYS:
             start = to_iso(from_iso(self.now) - timedelta(days=days)) or ""
             if self.since is not None and self.since >= start:
                 break                                    # the date filter is narrower than the window
-            rows = self._query(wanted, 0, window=start)
+            rows = self._query(wanted, 0, window=start, saturate=saturate)
             if len(rows) < wanted:
                 continue
-            if self.sort == "date" or abs(rows[-1][1] or 0.0) >= bound / (1.0 + days / RECENCY_DAYS):
+            if saturate:
+                bound = abs(rows[0][2]) * (1.0 + SATURATION_SLACK)
+            if not relevance or abs(rows[-1][1] or 0.0) >= bound / (1.0 + days / RECENCY_DAYS):
                 log.debug("search ranked within window days=%s", days)
-                return rows[offset:]
+                return [(row[0], row[1]) for row in rows[offset:]]
         return self._query(limit, offset, window=None)
+
+    def _core_hits(self, cap: int) -> int:
+        """Rows the MATCH part alone matches, counted up to ``cap``."""
+        return int(self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM articles_fts WHERE articles_fts MATCH ? LIMIT ?)",
+            (self.compiled.match, cap),
+        ).fetchone()[0])
 
     def _rows_upper(self) -> int:
         """At least the number of rows in the index (the largest rowid), cheap to read."""

@@ -284,7 +284,9 @@ def test_window_fast_path_gives_the_answers_of_ranking_every_hit(tmp_path: Path,
     now = datetime(2026, 2, 17, 12, tzinfo=timezone.utc)
     caplog.set_level(logging.DEBUG, logger="monitor.search")
     queries = ["mali", "mali sahel", '"mali bamako"', "mali NOT niger", "title:france", "sécu*", "mali OR dakar",
-               "NEAR(mali niger, 3)", "(mali OR niger) AND accord -paris", "feed:feed1 AND armée"]
+               "NEAR(mali niger, 3)", "(mali OR niger) AND accord -paris", "feed:feed1 AND armée",
+               "mali -armée", "mali NOT title:niger", "mali NOT (niger OR paris)", "title:mali summary:dakar",
+               "mali NOT (niger sahel)", "président*"]
     pages = [(20, 0), (5, 7), (50, 30)]
     for query in queries:
         for limit, offset in pages:
