@@ -3,8 +3,9 @@ with two good feeds and one hostile one, all served on 127.0.0.1.
 
 Each case asserts the error kind recorded on the hostile feed (``feeds.last_error_kind``), that the poll
 exited 0 within a bound derived from the config (``fetch_deadline``) plus the time a poll of the good
-feeds alone took in the same run, that the subprocess's peak RSS (its own VmHWM) stayed within a bound
-derived from ``max_body`` above that same baseline, and that the good feeds were stored in full.
+feeds alone took in the same run, that peak RSS stayed within a bound derived from ``max_body`` above that
+same baseline (the command's own VmHWM, and the sum over it and its parser worker processes, which are
+sampled from /proc while it runs), and that the good feeds were stored in full.
 
 The fetch layer's own hostile-server tests are in ``test_fetch_hostile.py``; these are the end-to-end
 counterpart (what a user sees in the archive and in ``feeds list``).
@@ -41,7 +42,9 @@ GOOD_ITEMS = 25
 # Peak memory a hostile body may add to a good poll: a few copies of max_body (the decoded body, feedparser's
 # working copies) plus allocator slack. A 50 MB body or a 1 GB bomb read whole would be far above it.
 MEMORY_ALLOWANCE_KB = (6 * MAX_BODY) // 1000 + 20_000
-SLACK = 3.0  # seconds: subprocess start-up jitter on a loaded 2-core machine
+SLACK = 5.0  # seconds: subprocess start-up jitter on a loaded 2-core machine
+LOAD = 3.0   # the baseline poll may have run while the machine was quieter: allow it to take this many times longer
+# (the bounds still catch what they are for: a hostile feed holding the poll for a default 30-60 s timeout)
 
 
 def deflate_bomb(decompressed: int) -> bytes:
@@ -225,7 +228,8 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Run:
         runs = [run_newsmon(config, tmp / f"archive{n}.db", "poll", cwd=tmp) for n in range(2)]
     for run in runs:
         assert run.returncode == 0, run.stderr
-    return Run(0, "", "", max(run.elapsed for run in runs), max(run.peak_kb for run in runs))
+    return Run(0, "", "", max(run.elapsed for run in runs), max(run.peak_kb for run in runs),
+               max(run.tree_peak_kb for run in runs))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -242,6 +246,8 @@ def test_hostile_feed_through_poll(case: Case, baseline: Run, tmp_path: Path, fe
     record_property("baseline_elapsed_s", round(baseline.elapsed, 2))
     record_property("peak_kb", run.peak_kb)
     record_property("baseline_peak_kb", baseline.peak_kb)
+    record_property("tree_peak_kb", run.tree_peak_kb)
+    record_property("baseline_tree_peak_kb", baseline.tree_peak_kb)
 
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr and "Traceback" not in run.stdout
@@ -250,9 +256,10 @@ def test_hostile_feed_through_poll(case: Case, baseline: Run, tmp_path: Path, fe
     assert errors == (0 if kind is None else 1)
     _assert_good_stored(db)
     assert integrity(db) == "ok"
-    assert run.elapsed <= baseline.elapsed + case.extra_time + SLACK, (run.elapsed, baseline.elapsed)
+    assert run.elapsed <= LOAD * baseline.elapsed + case.extra_time + SLACK, (run.elapsed, baseline.elapsed)
     assert run.peak_kb and baseline.peak_kb
     assert run.peak_kb <= baseline.peak_kb + MEMORY_ALLOWANCE_KB, (run.peak_kb, baseline.peak_kb)
+    assert run.tree_peak_kb <= baseline.tree_peak_kb + MEMORY_ALLOWANCE_KB, (run.tree_peak_kb, baseline.tree_peak_kb)
     for check in case.checks:
         check(db, tmp_path)
 
@@ -270,6 +277,7 @@ def test_every_hostile_feed_in_one_poll(baseline: Run, tmp_path: Path, feed_serv
     run = run_newsmon(config, db, "poll", cwd=tmp_path)
     record_property("elapsed_s", round(run.elapsed, 2))
     record_property("peak_kb", run.peak_kb)
+    record_property("tree_peak_kb", run.tree_peak_kb)
 
     assert run.returncode == 0, run.stderr
     recorded = feed_errors(db)
@@ -278,8 +286,10 @@ def test_every_hostile_feed_in_one_poll(baseline: Run, tmp_path: Path, feed_serv
     _assert_good_stored(db)
     assert integrity(db) == "ok"
     slow_cases = sum(1 for case in CASES if case.extra_time)
-    assert run.elapsed <= baseline.elapsed + slow_cases * DEADLINE + SLACK
+    assert run.elapsed <= LOAD * baseline.elapsed + slow_cases * DEADLINE + SLACK
     assert run.peak_kb <= baseline.peak_kb + 4 * MEMORY_ALLOWANCE_KB, (run.peak_kb, baseline.peak_kb)
+    assert run.tree_peak_kb <= baseline.tree_peak_kb + 4 * MEMORY_ALLOWANCE_KB, (run.tree_peak_kb,
+                                                                                  baseline.tree_peak_kb)
     # a second poll changes nothing for the good feeds and records a second error for the failing ones
     again = run_newsmon(config, db, "poll", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

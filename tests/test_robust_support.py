@@ -73,21 +73,56 @@ class Run:
     stdout: str
     stderr: str
     elapsed: float
-    peak_kb: int
+    peak_kb: int          # the newsmon process's own peak RSS (VmHWM at exit)
+    tree_peak_kb: int = 0  # sum over the process and its helpers (parser pool, forkserver) of each one's peak
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _watch_tree(folder: Path, peaks: dict[int, int], stop: threading.Event) -> None:
+    """Every 20 ms, the peak RSS of each process working in ``folder`` (the subprocess and the helpers it
+    starts inherit its working directory)."""
+    while not stop.is_set():
+        for pid in processes_under(folder, by_cwd_only=True):
+            peaks[pid] = max(peaks.get(pid, 0), _vm_hwm_kb(pid))
+        stop.wait(0.02)
 
 
 def run_newsmon(config: Path, db: Path, *args: str, cwd: Path, timeout: float = 300,
                 extra_env: dict[str, str] | None = None) -> Run:
-    """``newsmon --config CONFIG --db DB ARGS`` in a fresh subprocess; its exit, output, time and peak RSS."""
+    """``newsmon --config CONFIG --db DB ARGS`` in a fresh subprocess; its exit, output, time and peak RSS
+    (its own, and summed over the helper processes it starts)."""
     hwm = cwd / f".hwm-{os.getpid()}-{time.monotonic_ns()}"
     env = child_env({"ROBUST_HWM_FILE": str(hwm), **(extra_env or {})})
+    peaks: dict[int, int] = {}
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_tree, args=(cwd, peaks, stop), daemon=True)
     started = time.monotonic()
-    done = subprocess.run(newsmon_argv("--config", str(config), "--db", str(db), *args), cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.Popen(newsmon_argv("--config", str(config), "--db", str(db), *args), cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watcher.start()
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     elapsed = time.monotonic() - started
-    peak = int(hwm.read_text()) if hwm.exists() else 0
+    own = int(hwm.read_text()) if hwm.exists() else 0
     hwm.unlink(missing_ok=True)
-    return Run(done.returncode, done.stdout, done.stderr, elapsed, peak)
+    peaks[proc.pid] = max(peaks.get(proc.pid, 0), own)
+    return Run(proc.returncode, stdout, stderr, elapsed, own, sum(peaks.values()))
 
 
 def write_config(path: Path, feeds: Sequence[tuple[str, str]], *, monitor: str = "", extra: str = "") -> Path:
@@ -450,7 +485,7 @@ class CrashCampaign:
         return article_keys(db)
 
 
-def processes_under(folder: Path) -> list[int]:
+def processes_under(folder: Path, *, by_cwd_only: bool = False) -> list[int]:
     """Pids (other than ours) whose working directory is ``folder`` or whose command line names it."""
     found = []
     needle = str(folder).encode()
@@ -458,11 +493,11 @@ def processes_under(folder: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
             cwd = os.readlink(entry / "cwd")
+            cmdline = b"" if by_cwd_only else (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if needle in cmdline or cwd == str(folder):
+        if cwd == str(folder) or (not by_cwd_only and needle in cmdline):
             found.append(int(entry.name))
     return found
 
