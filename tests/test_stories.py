@@ -266,3 +266,15 @@ def test_centroid_encoding_round_trip() -> None:
     assert decoded_names == {"vanuatu", "US", "port_vila"}
     assert decoded_headline == headline
     assert story_store.decode_vector(story_store.encode_vector({}, set(), {})) == ({}, set(), {})
+
+
+def test_prune_postings_keeps_recent_stories_findable(ingest: Ingest, store: Store) -> None:
+    _, old = ingest.new(*QUAKE[0], "outlet0", T0 - timedelta(days=30))
+    with store.transaction() as conn:
+        removed = story_store.prune_postings(conn, before=T0 - timedelta(days=7))
+        left = conn.execute("SELECT count(*) FROM story_postings WHERE story_id = ?", (old.story_id,)).fetchone()[0]
+        recent = conn.execute("SELECT count(*) FROM story_postings").fetchone()[0]
+    assert removed > 0 and left == 0
+    assert recent > 0  # the background stories of the last days keep theirs
+    _, again = ingest.new(*QUAKE[1], "outlet1", T0)
+    assert again.created

@@ -283,9 +283,11 @@ def post_terms(conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *,
     )
 
 
-def article_title(conn: sqlite3.Connection, article_id: int) -> str | None:
-    row = conn.execute("SELECT title FROM articles WHERE id = ?", (article_id,)).fetchone()
-    return row[0] if row else None
+def prune_postings(conn: sqlite3.Connection, *, before: datetime) -> int:
+    """Drop index entries of stories with no article since ``before`` (older than any window in
+    use): they can no longer be candidates. Returns how many were removed."""
+    cursor = conn.execute("DELETE FROM story_postings WHERE last_published < ?", (to_iso(before),))
+    return cursor.rowcount
 
 
 # --------------------------------------------------------------------------- queries
