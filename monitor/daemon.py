@@ -37,7 +37,7 @@ from monitor.store import Store
 from monitor.store import leases
 from monitor.store.leases import DueFeed, feed_host
 from monitor.store.retention import run_retention
-from monitor.store.status import checkpoint, optimize, write_heartbeat
+from monitor.store.status import checkpoint, optimize, pid_alive, write_heartbeat
 from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class Daemon:
         self._store = store
         try:
             store.sync_feeds(self.config.feeds)
+            self._release_dead_leases()
             self._ctx = self._build_context(self.config, previous=None)
             self._dispatcher = Dispatcher(
                 find_due=self._find_due, poll=self._poll_one, now=_now_precise,
@@ -136,6 +137,21 @@ class Daemon:
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()
                 self.reload()
+
+    def _release_dead_leases(self) -> None:
+        """Leases left by a daemon of this host that died (crash, SIGKILL) are freed now rather than at expiry,
+        so the feeds it was polling are not held back after a restart."""
+        prefix = f"daemon-{socket.gethostname()}-"
+        store = self._require_store()
+        with store.reading() as conn:
+            owners = leases.lease_owners(conn, prefix)
+        for owner in owners:
+            pid_text = owner[len(prefix):]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
+                continue
+            with store.transaction() as conn:
+                released = leases.release_all_leases(conn, owner)
+            log.info("released leases of a daemon that did not stop cleanly owner=%s feeds=%d", owner, released)
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> None:

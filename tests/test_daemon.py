@@ -423,6 +423,17 @@ def test_status_truth_and_backup_while_running(tmp_path: Path, server: FeedServe
     assert not status["daemon"]["running"]
     assert "not running" in status["daemon"]["reason"]
 
+    # a lease the dead daemon held is freed by the next start, not left to expire
+    with sqlite3.connect(daemon.db) as conn:
+        conn.execute("UPDATE feeds SET lease_owner = ?, lease_until = '2999-01-01T00:00:00Z', next_check = NULL "
+                     "WHERE name = 'a'", (f"daemon-{socket.gethostname()}-{daemon.proc.pid}",))
+    polls = len(server.requests_for("/a.xml"))
+    restarted = Newsmon(tmp_path, daemon.config.read_text())
+    running.append(restarted.start())
+    wait_until(lambda: len(server.requests_for("/a.xml")) > polls, what="the leased feed to be polled again")
+    assert restarted.stop() == 0
+    assert "released leases of a daemon that did not stop cleanly" in restarted.log()
+
 
 # --------------------------------------------------------------------------- sd_notify
 

@@ -178,3 +178,16 @@ def bring_forward(conn: Any, schedule: Iterable[tuple[str, datetime]]) -> int:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot reschedule feeds after a reload: {exc}") from exc
     return cursor.rowcount
+
+
+def lease_owners(conn: Any, prefix: str) -> list[str]:
+    """Distinct holders of leases whose owner name starts with ``prefix``."""
+    db = raw_connection(conn)
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    try:
+        rows = db.execute(
+            "SELECT DISTINCT lease_owner FROM feeds WHERE lease_owner LIKE ? ESCAPE '\\'", (pattern,)
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read lease holders: {exc}") from exc
+    return [row[0] for row in rows]
