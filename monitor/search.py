@@ -189,7 +189,7 @@ def search(
 # --------------------------------------------------------------------------- ranking plan
 
 WINDOW_MIN_HITS = 20_000            # rank within recent windows first when a query may have more hits
-WINDOW_DAYS = (30.0, 120.0, 480.0)  # the windows tried, widest last (then every hit)
+WINDOW_DAYS = (7.0, 30.0, 120.0, 480.0)  # the windows tried, widest last (then every hit)
 ROWID_SCAN_CAP = 100_000            # index entries read to turn a date bound into a rowid bound
 BM25_RATIO_MAX = 2.2                # k1 + 1 with FTS5's k1 = 1.2: one phrase's tf part stays below it
 SATURATING_WEIGHT = "1e15"          # column weight that drives each present phrase's tf part to k1 + 1 ...
