@@ -195,6 +195,72 @@ def feed_errors(db: Path) -> dict[str, tuple[str | None, int | None, int]]:
 
 
 # --------------------------------------------------------------------------- SIGKILL campaign
+
+
+class SlowReceiver:
+    """A loopback webhook receiver that keeps each alert it receives (on arrival) and answers 200 only
+    after ``delay`` seconds, so a kill can land while a send is in flight: after the receiver has the alert
+    and before the sender could mark it sent (the documented duplicate window)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        import http.server
+        import json
+
+        self.delay = delay
+        self.bodies: list[tuple[str, dict]] = []
+        self.in_flight = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with receiver._lock:
+                    receiver.bodies.append((self.path.split("?")[0], body))
+                    receiver.in_flight += 1
+                try:
+                    time.sleep(receiver.delay)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    self.close_connection = True     # the sender was killed while waiting
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet test server
+                return
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                return  # a killed sender hanging up is the point of these tests
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="slow-receiver", daemon=True)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def json_bodies(self, path: str) -> list[dict]:
+        with self._lock:
+            return [body for where, body in self.bodies if where == path]
+
+    def start(self) -> "SlowReceiver":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
 # Used by tests/test_robust_crash.py (a few kills) and bench/crash.py (the full campaign).
 
 
@@ -231,11 +297,11 @@ class CrashCampaign:
     RULE_TOPIC = "Mali: "
 
     def __init__(self, workdir: Path, *, mode: str = "poll", feeds: int = 40, items: int = 30, growth: int = 5,
-                 new_feeds: int | None = None, seed: int = 0, max_delay: float | None = None) -> None:
+                 new_feeds: int | None = None, seed: int = 0, max_delay: float | None = None,
+                 send_delay: float = 0.3) -> None:
         import random
 
         from tests.feedserver import FeedServer
-        from tests.http_receiver import HttpReceiver
 
         self.workdir = workdir
         self.mode = mode
@@ -249,7 +315,7 @@ class CrashCampaign:
         self.max_delay = max_delay
         self.round = 0
         self.server = FeedServer()
-        self.receiver = HttpReceiver()
+        self.receiver = SlowReceiver(send_delay)
         self.db = workdir / "crash.db"
         self.config = workdir / "feeds.toml"
         self.published = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=8)
@@ -328,25 +394,36 @@ class CrashCampaign:
 
     def kill_once(self, mode: str | None = None) -> None:
         """One round: start the process, SIGKILL it, check the archive. ``mode`` overrides the campaign's
-        (``poll`` or ``run``) for this round. Odd rounds kill at a random moment of the run (start-up,
-        fetching, parsing, writing, delivering); even rounds wait until a reader sees the run's first
-        commit and kill a random moment after it (in the middle of ingest and alert delivery)."""
+        (``poll`` or ``run``) for this round. Rounds take turns: kill at a random moment of the run (start-up,
+        fetching, parsing, writing, delivering); wait until a reader sees the run's first commit and kill a
+        random moment after it (ingest); wait until an alert is in flight to the receiver and kill while
+        it waits for the answer (delivery)."""
         import signal
 
         mode = mode or self.mode
-        after_commit = self.round % 2 == 0
-        delay = self.random.uniform(0.0, 0.5 * (self.max_delay or 3.0)) if after_commit else \
-            self.random.uniform(0.3, self.max_delay or 3.0)
+        strategy = ("random", "after_commit", "during_send")[self.round % 3]
+        after_commit = strategy == "after_commit"
+        if strategy == "random":
+            delay = self.random.uniform(0.3, self.max_delay or 3.0)
+        elif after_commit:
+            delay = self.random.uniform(0.0, 0.5 * (self.max_delay or 3.0))
+        else:
+            delay = self.random.uniform(0.0, self.receiver.delay)
+        sends_before = len(self.receiver.bodies)
         proc = self._start(mode)
         started = time.monotonic()
         seen: set[str] = set()
         stop = threading.Event()
         sampler = threading.Thread(target=self._sample, args=(proc, seen, stop), daemon=True)
         sampler.start()
+        limit = time.monotonic() + 120
         if after_commit:
-            limit = time.monotonic() + 120
             while proc.poll() is None and len(seen) <= len(self.committed) and time.monotonic() < limit:
                 time.sleep(0.02)
+        elif strategy == "during_send":  # a run with nothing to send is killed at a random moment after all
+            limit = time.monotonic() + 3 * (self.max_delay or 3.0)
+            while proc.poll() is None and len(self.receiver.bodies) <= sends_before and time.monotonic() < limit:
+                time.sleep(0.01)
         try:
             code = proc.wait(timeout=delay)
             if code != 0:
@@ -420,6 +497,7 @@ class CrashCampaign:
     def finish(self, *, lease_wait: bool = True) -> CrashTally:
         """Uninterrupted polls until every feed is stored (after the dead processes' feed leases expire),
         then the checks against a clean reference run over the same feeds."""
+        self.receiver.delay = 0.0
         if lease_wait:
             self._wait_for_leases()
         for _ in range(3):
