@@ -158,9 +158,13 @@ def _row(article_id: int, item: BulkArticle, feed_id: int | None) -> tuple[objec
     return (
         article_id, article.key, article.url, article.guid, article.title, article.summary, article.content,
         to_iso(article.published), article.published_source, int(article.undated), to_iso(article.first_seen),
-        to_iso(item.updated_at), article.language, json.dumps(article.authors, ensure_ascii=False),
-        json.dumps(article.categories, ensure_ascii=False), article.domain, article.fingerprint, feed_id,
+        to_iso(item.updated_at), article.language, _json_list(article.authors), _json_list(article.categories),
+        article.domain, article.fingerprint, feed_id,
     )
+
+
+def _json_list(values: list[str]) -> str:
+    return json.dumps(values, ensure_ascii=False) if values else "[]"
 
 
 def _insert_batch(
