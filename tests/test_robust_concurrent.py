@@ -7,17 +7,20 @@ test process sees a consistent archive all along (article count never goes down,
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from monitor.search import search
 from monitor.store import Store
 from tests.feedserver import FeedServer
 from tests.test_robust_support import (
-    child_env, integrity, newsmon_argv, rss_feed, run_newsmon, write_config,
+    article_keys, child_env, integrity, newsmon_argv, rss_feed, run_newsmon, write_config,
 )
 
 FEEDS = 80
@@ -45,6 +48,16 @@ def _loop_readers(commands: list[list[str]], cwd: Path, writer: subprocess.Popen
             json.loads(done.stdout)   # a whole JSON document, never a torn one
 
 
+def _stop_daemon_when_stored(daemon: subprocess.Popen, db: Path, total: int) -> None:
+    deadline = time.monotonic() + 300
+    while daemon.poll() is None and time.monotonic() < deadline:
+        if db.exists() and len(article_keys(db)) >= total:
+            break
+        time.sleep(0.25)
+    time.sleep(3.0)                       # a few more ticks: re-polls (unchanged) and upkeep write too
+    daemon.send_signal(signal.SIGTERM)
+
+
 def _library_reader(db: Path, writer: subprocess.Popen, counts: list[int], errors: list[str]) -> None:
     while writer.poll() is None:
         if not db.exists():
@@ -60,8 +73,11 @@ def _library_reader(db: Path, writer: subprocess.Popen, counts: list[int], error
         time.sleep(0.02)
 
 
-def test_readers_while_poll_writes(tmp_path: Path, feed_server: FeedServer,
-                                   record_property: Callable[[str, object], None]) -> None:
+@pytest.mark.parametrize("writer_command", ["poll", "run"])
+def test_readers_while_newsmon_writes(writer_command: str, tmp_path: Path, feed_server: FeedServer,
+                                      record_property: Callable[[str, object], None]) -> None:
+    """The writer is `newsmon poll` (one pass) or the daemon `newsmon run` (stopped with SIGTERM once it
+    has stored everything and polled again)."""
     feeds = []
     for index in range(FEEDS):
         route = f"/f{index}.xml"
@@ -72,8 +88,9 @@ def test_readers_while_poll_writes(tmp_path: Path, feed_server: FeedServer,
     # The archive exists (migrated) before the readers start: read-only commands never create it.
     assert run_newsmon(config, db, "init", cwd=tmp_path).returncode == 0
 
-    writer = subprocess.Popen(newsmon_argv("--config", str(config), "--db", str(db), "poll"), cwd=tmp_path,
-                              env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(newsmon_argv("--config", str(config), "--db", str(db), writer_command),
+                              cwd=tmp_path, env=child_env({"NEWSMON_TICK": "0.25"}), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     results: list[tuple[str, int, str]] = []
     counts: list[int] = []
     errors: list[str] = []
@@ -83,12 +100,14 @@ def test_readers_while_poll_writes(tmp_path: Path, feed_server: FeedServer,
     threads.append(threading.Thread(target=_library_reader, args=(db, writer, counts, errors)))
     for thread in threads:
         thread.start()
+    if writer_command == "run":
+        _stop_daemon_when_stored(writer, db, FEEDS * ITEMS)
     out, err = writer.communicate(timeout=600)
     for thread in threads:
         thread.join(timeout=180)
 
     assert writer.returncode == 0, err
-    assert "locked" not in err.lower() and "busy" not in err.lower(), err
+    assert "database is locked" not in err.lower() and "is busy" not in err.lower(), err
     assert results, "no reader ran while the poll wrote"
     for name, code, stderr in results:
         assert code == 0, (name, stderr)
