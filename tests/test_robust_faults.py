@@ -1,0 +1,65 @@
+"""The daemon's catch-alls (issue "Robustness", item 7), each with a real fault behind it.
+
+``grep -rn "except Exception\\|except:\\|except BaseException" monitor/`` finds five handlers:
+the three ``except BaseException`` in the store roll back and re-raise (nothing hidden); the job wrapper of
+``scheduler.JobScheduler`` logs a failing job with its traceback and runs it again at its next time (tested
+here with a real read-only archive); ``alerts.delivery._send_one`` turns a third-party sender's unexpected
+exception into an ``AlertError`` recorded on the alert. The dispatcher's "poll crashed" path (a future's
+exception) is exercised by ``test_robust_disk.py`` (the daemon on a full disk).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import ReadOnlyError
+from monitor.scheduler import JobScheduler, JobSpec
+from monitor.store import Store
+from monitor.timeutil import utcnow
+
+
+def test_failing_job_is_logged_with_its_cause_and_runs_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "archive.db"
+    Store.open(db).close()
+    stores = {"current": Store.open(db, readonly=True)}      # a write job on a read-only archive fails
+    runs: list[str] = []
+    succeeded = threading.Event()
+
+    def write_meta() -> None:
+        store = stores["current"]
+        try:
+            with store.transaction() as conn:
+                store.set_meta(conn, "robust", str(len(runs)))
+        except ReadOnlyError:
+            runs.append("failed")
+            raise
+        runs.append("ok")
+        succeeded.set()
+
+    scheduler = JobScheduler([JobSpec("write-meta", write_meta, every=timedelta(milliseconds=50))])
+    caplog.set_level(logging.ERROR, logger="monitor.scheduler")
+    scheduler.start(utcnow())
+    try:
+        deadline = time.monotonic() + 30
+        while runs.count("failed") < 2:
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.02)
+        stores["current"].close()
+        stores["current"] = Store.open(db)                  # the fault is gone: the next run succeeds
+        assert succeeded.wait(30), runs
+    finally:
+        scheduler.shutdown()
+        time.sleep(0.2)
+        stores["current"].close()
+    failures = [record for record in caplog.records if "job failed" in record.getMessage()]
+    assert failures, "a failing job must be logged"
+    assert "job=write-meta" in failures[0].getMessage() and "read-only" in failures[0].getMessage()
+    assert failures[0].exc_info is not None                 # with its traceback, for the operator
+    with Store.open(db, readonly=True) as store:
+        assert store.get_meta("robust") is not None
