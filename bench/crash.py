@@ -30,7 +30,7 @@ from tests.test_robust_support import CrashCampaign, CrashTally  # noqa: E402
 def campaign(mode: str, kills: int, *, feeds: int, items: int, seed: int) -> tuple[CrashTally, float]:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"newsmon-crash-{mode}-") as work:
-        with CrashCampaign(Path(work), mode=mode, feeds=feeds, items=items, growth=items, seed=seed) as crash:
+        with CrashCampaign(Path(work), mode=mode, feeds=feeds, items=items, seed=seed) as crash:
             print(f"{mode}: an uninterrupted poll of the first round takes {crash.tally.full_poll_seconds:.2f} s; "
                   f"kills land in 0.3 .. {crash.max_delay:.2f} s", flush=True)
             rounds = 0
@@ -40,7 +40,7 @@ def campaign(mode: str, kills: int, *, feeds: int, items: int, seed: int) -> tup
                 moment = crash.tally.kill_moments[-1] if crash.tally.kill_moments else None
                 seen = crash.tally.articles_at_kill[-1] if crash.tally.articles_at_kill else None
                 print(f"  round {rounds:>3}: kills={crash.tally.kills} at={moment}s committed_seen={seen} "
-                      f"lost={crash.tally.lost} dup={crash.tally.duplicated} "
+                      f"lost={crash.tally.lost} dup={crash.tally.duplicated} orphans={crash.tally.orphans} "
                       f"integrity_failures={crash.tally.integrity_failures}", flush=True)
             tally = crash.finish()
     return tally, time.monotonic() - started
@@ -49,14 +49,14 @@ def campaign(mode: str, kills: int, *, feeds: int, items: int, seed: int) -> tup
 def table(rows: list[tuple[str, CrashTally]]) -> str:
     lines = [
         "| fault | injected | survived | articles lost | articles duplicated | alerts duplicated "
-        "| alerts lost | reference diff | (in window) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| alerts lost | reference diff | leftover processes | (in window) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, tally in rows:
         lines.append(
             f"| {name} | {tally.kills} | {tally.survived - tally.finished_first} | {tally.lost} | {tally.duplicated} "
             f"| {tally.alerts_duplicated} | {tally.alerts_lost} "
-            f"| {tally.reference_missing + tally.reference_extra} | {tally.alerts_in_window} |"
+            f"| {tally.reference_missing + tally.reference_extra} | {tally.orphans} | {tally.alerts_in_window} |"
         )
     return "\n".join(lines)
 
@@ -81,7 +81,7 @@ def main() -> int:
         rows.append((label, tally))
     print()
     print(table(rows))
-    bad = sum(t.lost + t.duplicated + t.alerts_duplicated + t.alerts_lost + t.integrity_failures
+    bad = sum(t.lost + t.duplicated + t.alerts_duplicated + t.alerts_lost + t.integrity_failures + t.orphans
               + t.reference_missing + t.reference_extra for _, t in rows)
     return 1 if bad else 0
 

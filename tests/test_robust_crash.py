@@ -25,7 +25,7 @@ def test_sigkill_during_poll_and_daemon_loses_and_duplicates_nothing(
     tmp_path: Path, record_property: Callable[[str, object], None],
 ) -> None:
     modes = ["poll", "poll", "run", "poll", "run", "poll", "poll", "run", "poll", "poll"]
-    with CrashCampaign(tmp_path, feeds=24, items=20, growth=20, seed=20261128) as campaign:
+    with CrashCampaign(tmp_path, feeds=24, items=20, seed=20261128) as campaign:
         while campaign.tally.kills < 5 and modes:      # a round whose process ends first is not a kill
             campaign.kill_once(modes.pop(0))
         tally = campaign.finish()
