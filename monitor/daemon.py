@@ -415,8 +415,10 @@ class Daemon:
         inflight = dispatcher.inflight_names() if dispatcher else []
         log.info("stopping in_flight=%d grace_s=%.0f", len(inflight), grace)
         self.notifier.stopping(f"stopping: finishing {len(inflight)} polls")
-        if self._jobs is not None:
-            self._jobs.shutdown()
+        deadline = time.monotonic() + grace
+        # No new job runs from now on; running ones (a tick, a delivery) finish on their own threads.
+        jobs_finished = threading.Thread(target=self._stop_jobs, name="stop-jobs", daemon=True)
+        jobs_finished.start()
         idle = True
         if dispatcher is not None:
             dispatcher.stop_accepting()
@@ -425,6 +427,10 @@ class Daemon:
                 log.warning("shutdown grace over, abandoning polls (their leases are released) feeds=%s",
                             ",".join(dispatcher.inflight_names()))
             dispatcher.shutdown(wait=False)
+        jobs_finished.join(timeout=max(deadline - time.monotonic(), 1.0))
+        if jobs_finished.is_alive():
+            log.warning("shutdown grace over while a job was still running (it is abandoned)")
+            idle = False
         store = self._require_store()
         with store.transaction() as conn:
             released = leases.release_all_leases(conn, self.owner)
@@ -442,10 +448,14 @@ class Daemon:
                  released)
         self.notifier.close()
         if not idle:
-            # Abandoned polls still sit in worker threads (in a fetch); the interpreter would wait for them.
+            # Abandoned polls or jobs still sit in worker threads; the interpreter would wait for them at exit.
             logging.shutdown()
             os._exit(0)
         return 0
+
+    def _stop_jobs(self) -> None:
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=True)
 
     def _close_fetchers(self) -> None:
         fetchers = list(self._retired_fetchers)

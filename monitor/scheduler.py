@@ -340,10 +340,10 @@ class JobScheduler:
             )
         self._scheduler.start()
 
-    def shutdown(self) -> None:
-        """Stop starting jobs; a running job finishes on its own thread (not waited for)."""
+    def shutdown(self, *, wait: bool = False) -> None:
+        """Stop starting jobs; with ``wait``, return once the running ones have finished."""
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=wait)
 
     @staticmethod
     def _guarded(job: JobSpec) -> Callable[[], None]:
