@@ -328,7 +328,7 @@ def _record_unchanged(
         ctx.store.update_feed(conn, row["id"], **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome=status, http_status=result.status,
                             duration=time.monotonic() - started)
-    log.info("polled feed=%s status=%s outcome=%s", feed.name, result.status, status)
+    log.debug("polled feed=%s status=%s outcome=%s", feed.name, result.status, status)
     return FeedPollResult(feed=feed.name, status=status, http_status=result.status,
                           elapsed=time.monotonic() - started)
 
