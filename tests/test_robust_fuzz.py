@@ -325,3 +325,26 @@ def test_query_parser_on_query_like_text(text: str) -> None:
         event(f"query error: {_label(exc.reason)}")
         return
     event("query ok")
+
+
+BAD_QUERIES = ["Mali AND", "(France OR Mali", '"never closed', "bogus:Mali", "NEAR(a", "", "*", "a OR OR b"]
+
+
+def test_search_command_rejects_bad_queries_with_exit_2(archive: Path, tmp_path: Path) -> None:
+    """`newsmon search` end to end, in a real subprocess (the command as a user runs it)."""
+    import subprocess
+
+    from tests.test_robust_support import child_env, newsmon_argv
+
+    for query in BAD_QUERIES:
+        done = subprocess.run(newsmon_argv("--db", str(archive), "search", "--", query), cwd=tmp_path,
+                              env=child_env(), capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in done.stderr, (query, done.stderr)
+        if "No such command" in done.stderr:
+            assert done.returncode == 2            # `search` not attached to this build: still a clean exit 2
+            continue
+        assert done.returncode == 2, (query, done.returncode, done.stdout, done.stderr)
+        assert done.stderr.startswith("error: ") or "Error" in done.stderr, (query, done.stderr)
+    good = subprocess.run(newsmon_argv("--db", str(archive), "search", "Mali", "--format", "json"), cwd=tmp_path,
+                          env=child_env(), capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in good.stderr and good.returncode in (0, 2), good.stderr
