@@ -98,7 +98,8 @@ _STOPWORDS = frozenset(
 )
 _ACRONYM_DOTS = re.compile(r"\b((?:[A-Z]\.){2,})")
 _WORD = re.compile(r"[^\W_]+")
-_SENTENCE_END = frozenset(".!?:;\"“”«»\n|—–-(")
+_SENTENCE_END = frozenset(".!?:;\n|—–-(")
+_SKIPPED_BEFORE_WORD = frozenset(" \t'\"‘’“”«»")
 
 
 @lru_cache(maxsize=200_000)
@@ -135,12 +136,18 @@ def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
 
 
 def _trust_case(title: str) -> bool:
-    """Headline Case (most words capitalised) says nothing about names."""
+    """Headline Case (most words capitalised) and ALL-CAPS titles say nothing about names."""
     words = [w for w in _WORD.findall(title) if w[0].isalpha() and len(w) > 3]
     if len(words) < 3:
         return True
     capitalised = sum(1 for w in words if w[0].isupper())
     return capitalised / len(words) < 0.6
+
+
+def _shouting(text: str) -> bool:
+    """Mostly upper-case text: its upper-case words are not acronyms."""
+    words = [w for w in _WORD.findall(text) if w[0].isalpha() and len(w) > 3]
+    return len(words) >= 3 and sum(1 for w in words if w.isupper()) / len(words) >= 0.6
 
 
 def _scan(
@@ -154,6 +161,8 @@ def _scan(
     if not text:
         return
     text = _ACRONYM_DOTS.sub(lambda m: m.group(1).replace(".", ""), text)
+    if _shouting(text):
+        text = text.lower()
     matches = list(_WORD.finditer(text))
     previous_name: str | None = None
     previous_end = -1
@@ -200,16 +209,21 @@ def stem(term: str) -> str:
 
 def _looks_like_name(text: str, matches: list[re.Match[str]], index: int) -> bool:
     """A capitalised word is a name unless it only opens a sentence on its own."""
-    start = matches[index].start()
-    prefix = text[max(0, start - 3):start].rstrip(" '\u2018\u2019")
-    opens_sentence = not prefix or prefix[-1] in _SENTENCE_END
-    if not opens_sentence:
+    if not _opens_sentence(text, matches[index].start()):
         return True
     if index + 1 < len(matches):
         following = matches[index + 1].group()
         gap = text[matches[index].end():matches[index + 1].start()]
         return following[0].isupper() and gap.strip() == ""
     return False
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    """Is the word at ``start`` the first of its sentence (spaces and quotes skipped backwards)?"""
+    position = start - 1
+    while position >= 0 and text[position] in _SKIPPED_BEFORE_WORD:
+        position -= 1
+    return position < 0 or text[position] in _SENTENCE_END
 
 
 def weigh(features: Features, df: dict[str, int], documents: int, tuning: Tuning) -> dict[str, float]:
