@@ -405,6 +405,11 @@ def count_hits(
                            rule=rule, story_id=story_id)
         if filters is None:
             return 0
+        compiled = compile_sql(parsed)
+        if compiled.match is not None and compiled.where == "1" and not filters[0]:
+            # text only: the index alone knows the count (every indexed row is an article)
+            sql, params = "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [compiled.match]
+            return int(conn.execute(sql, params).fetchone()[0])
         _, body, params = _select(parsed, tables, filters, "date")
         return int(conn.execute(f"SELECT count(*) {body}", params).fetchone()[0])
     except sqlite3.Error as exc:
