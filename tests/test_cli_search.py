@@ -290,12 +290,13 @@ def test_window_fast_path_gives_the_answers_of_ranking_every_hit(tmp_path: Path,
     pages = [(20, 0), (5, 7), (50, 30)]
     for query in queries:
         for limit, offset in pages:
-            for since in (None, "2025-11-01T00:00:00Z"):
+            for filters in ({}, {"since": "2025-11-01T00:00:00Z"}, {"until": "2026-02-10T00:00:00Z"},
+                            {"feeds": ["feed2"]}):
                 monkeypatch.setattr(library, "WINDOW_MIN_HITS", 10**9)
-                every = library.search(conn, query, sort=sort, limit=limit, offset=offset, since=since, now=now)
+                every = library.search(conn, query, sort=sort, limit=limit, offset=offset, now=now, **filters)
                 monkeypatch.setattr(library, "WINDOW_MIN_HITS", 5)
-                fast = library.search(conn, query, sort=sort, limit=limit, offset=offset, since=since, now=now)
-                assert [h.id for h in fast] == [h.id for h in every], (query, limit, offset, since)
+                fast = library.search(conn, query, sort=sort, limit=limit, offset=offset, now=now, **filters)
+                assert [h.id for h in fast] == [h.id for h in every], (query, limit, offset, filters)
                 assert [h.score for h in fast] == [h.score for h in every]
     windowed = [r for r in caplog.records if "ranked within window" in r.getMessage()]
     assert len(windowed) >= 10, "the fast path was taken, not only the fallback"
