@@ -174,7 +174,7 @@ def _table(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, mark: t
             head += "  rules: " + ", ".join(hit.rules)
         click.echo(f"{hit.id:>8}  {title}")
         click.echo(f"{'':8}  {head}")
-        if hit.snippet and hit.snippet != hit.title:
+        if hit.snippet and hit.snippet != title:
             click.echo(f"{'':8}  {hit.snippet}")
         if hit.url:
             click.echo(f"{'':8}  {hit.url}")
