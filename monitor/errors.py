@@ -57,7 +57,10 @@ class UsageError(MonitorError):
 
 
 class QueryError(MonitorError):
-    """A malformed query. ``position`` is a 0-based character offset into ``query``."""
+    """A malformed query. ``position`` is a 0-based character offset into ``query``.
+
+    The message shows the line of the query that holds the fault with a caret under it, so that
+    multi-line rules (as in the starter config) point at the right place."""
 
     exit_code = 2
 
@@ -65,7 +68,16 @@ class QueryError(MonitorError):
         self.query = query
         self.position = position
         self.reason = message
-        super().__init__(f"{message} at position {position + 1}\n  {query}\n  {' ' * position}^")
+        position = max(0, min(position, len(query)))
+        line_start = query.rfind("\n", 0, position) + 1
+        line_end = query.find("\n", position)
+        line = query[line_start: line_end if line_end != -1 else len(query)]
+        column = position - line_start
+        if "\n" in query.strip():
+            where = f"line {query.count(chr(10), 0, position) + 1}, column {column + 1}"
+        else:
+            where = f"position {position + 1}"
+        super().__init__(f"{message} at {where}\n  {line}\n  {' ' * column}^")
 
 
 class FetchError(MonitorError):

@@ -424,15 +424,8 @@ def _match_doc(conn: sqlite3.Connection, article_id: int, article: Article) -> M
     feeds, tags = Store.article_feeds_and_tags(conn, article_id)
     return MatchDoc(
         title=article.title, summary=article.summary, content=article.content, feeds=feeds,
-        language=article.language, tags=tags, domain=article.domain or _domain(article.url),
+        language=article.language, tags=tags, domain=article.domain,
     )
-
-
-def _domain(url: str | None) -> str | None:
-    if not url:
-        return None
-    host = urlsplit(url).hostname or ""
-    return host[4:] if host.startswith("www.") else host or None
 
 
 # --------------------------------------------------------------------------- many feeds
