@@ -106,7 +106,7 @@ def channels() -> None:
 
 
 def _attach_commands() -> None:
-    from monitor.cli import alerts, core, daemon_cmds, feeds_manage, stories
+    from monitor.cli import alerts, archive, core, daemon_cmds, feeds_manage, rules_cmds, search, stories
 
     cli.add_command(core.poll)
     cli.add_command(daemon_cmds.run)
@@ -115,6 +115,12 @@ def _attach_commands() -> None:
     cli.add_command(stories.stories)
     cli.add_command(stories.story)
     cli.add_command(alerts.alerts)
+    cli.add_command(search.search_cmd)
+    cli.add_command(archive.export_cmd)
+    cli.add_command(archive.import_cmd)
+    rules.add_command(rules_cmds.rules_list)
+    rules.add_command(rules_cmds.rules_test)
+    rules.add_command(rules_cmds.rules_rematch)
     channels.add_command(alerts.channels_test)
     feeds.add_command(core.feeds_list)
     feeds.add_command(core.feeds_check)
