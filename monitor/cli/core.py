@@ -15,6 +15,10 @@ from monitor.models import FeedPollResult
 from monitor.timeutil import utcnow
 
 
+# Worker processes cost about a second and tens of MB to start: worth it for a large poll only.
+PARALLEL_PARSE_FROM = 16
+
+
 def _describe(result: FeedPollResult) -> str:
     if result.status == "ok":
         detail = f"new={result.new} updated={result.updated}"
@@ -46,7 +50,7 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     names = _select_feeds(config, feed_names)
     store = app.store()
     store.sync_feeds(config.feeds)
-    ctx = build_context(config, store, parallel_parse=len(names) > 1)
+    ctx = build_context(config, store, parallel_parse=len(names) >= PARALLEL_PARSE_FROM)
     show_progress = sys.stderr.isatty() and app.verbosity >= 0 and len(names) > 1
     try:
         if show_progress:
