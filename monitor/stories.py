@@ -59,6 +59,7 @@ class Tuning:
     story_names: int = 8             # the story's strongest names checked against the article ...
     missing_names: float = 0.3       # ... when more than this share of their weight is missing too ...
     conflict_threshold: float = 0.5  # ... the score needed is this
+    numbers_threshold: float = 0.0   # score needed when the article's main figures are not the story's (0: off)
     cross_language_threshold: float = 0.45  # names-and-numbers cosine needed across languages
     entity_boost: float = 2.0        # weight factor of capitalised names and acronyms
     number_boost: float = 1.5        # weight factor of numbers
@@ -483,6 +484,8 @@ class StoryClusterer:
             needed = max(needed, self.tuning.strict_threshold)
             if _missing_story_names(vector, state, self.tuning.story_names) > self.tuning.missing_names:
                 needed = max(needed, self.tuning.conflict_threshold)
+        if _numbers_disagree(vector, state.vector):
+            needed = max(needed, self.tuning.numbers_threshold)
         return score if score >= needed else 0.0
 
     def _name_similarity(self, vector: dict[str, float], names: set[str], state: story_store.StoryState) -> float:
@@ -588,6 +591,14 @@ def _missing_story_names(vector: dict[str, float], state: story_store.StoryState
     total = sum(state.vector[t] for t in strongest)
     missing = sum(state.vector[t] for t in strongest if t not in vector)
     return missing / total if total else 0.0
+
+
+def _numbers_disagree(vector: dict[str, float], centroid: dict[str, float], count: int = 4) -> bool:
+    """Both mention figures (ages, scores, tolls, dates) but the article's strongest are not the story's."""
+    numbers = sorted((t for t in vector if t[0].isdigit() and len(t) >= 2), key=vector.__getitem__, reverse=True)
+    if not numbers or not any(t[0].isdigit() and len(t) >= 2 for t in centroid):
+        return False
+    return not any(t in centroid for t in numbers[:count])
 
 
 def _shared_terms(vector: dict[str, float], centroid: dict[str, float]) -> int:
