@@ -306,7 +306,6 @@ def test_datasette_full_text_search_works_on_the_archive(archive: list[str]) -> 
     """`datasette storage/newsmon.db`: the articles table page searches through articles_fts."""
     import asyncio
 
-    pytest.importorskip("datasette")
     from datasette.app import Datasette
 
     async def query() -> list[dict]:
