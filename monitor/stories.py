@@ -76,6 +76,7 @@ class Tuning:
     time_decay: float = 0.15         # score lost at a gap of one full window
     stem: bool = False               # strip English plural and verb endings
     name_pairs: bool = False         # two adjacent names also count as one term
+    posting_refresh: timedelta = timedelta(hours=6)  # index entries younger than this are not rewritten
     min_shared: int = 3              # distinct terms an article must share with a story to join it
     min_terms: int = 3               # articles with fewer terms only start stories
 
@@ -399,8 +400,8 @@ class StoryClusterer:
             )
             story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
             story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False)
-            story_store.post_terms(conn, story_id, self._posting_terms(vector),
-                                   last_published=published)
+            story_store.post_terms(conn, story_id, self._posting_terms(vector), last_published=published,
+                                   stale_before=published)
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
             return StoryAssignment(story_id, created=True, joined=False, source_added=True)
 
@@ -543,8 +544,9 @@ class StoryClusterer:
         state.last_published = max(state.last_published, published)
         self._choose_headline(state, article_id, article, title_vector)
         story_store.update_story(conn, state, arrived=arrived)
-        story_store.post_terms(conn, state.id, self._posting_terms(vector),
-                               last_published=state.last_published)
+        stale_before = to_iso(from_iso(state.last_published) - self.tuning.posting_refresh)  # type: ignore[operator]
+        story_store.post_terms(conn, state.id, self._posting_terms(vector), last_published=state.last_published,
+                               stale_before=stale_before or state.last_published)
 
     @staticmethod
     def _choose_headline(

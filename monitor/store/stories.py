@@ -274,12 +274,16 @@ def update_story(
     )
 
 
-def post_terms(conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *, last_published: str) -> None:
+def post_terms(
+    conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *, last_published: str, stale_before: str
+) -> None:
+    """Index the story under ``terms``; an existing entry is moved to ``last_published`` only when it
+    is older than ``stale_before`` (a busy story does not rewrite its index with every article)."""
     conn.executemany(
         "INSERT INTO story_postings(term, story_id, last_published) VALUES (?, ?, ?) "
-        "ON CONFLICT(term, story_id) DO UPDATE SET "
-        "last_published = max(last_published, excluded.last_published)",
-        ((term, story_id, last_published) for term in terms),
+        "ON CONFLICT(term, story_id) DO UPDATE SET last_published = excluded.last_published "
+        "WHERE story_postings.last_published < ?",
+        ((term, story_id, last_published, stale_before) for term in terms),
     )
 
 
