@@ -146,10 +146,15 @@ def _trust_case(title: str) -> bool:
     return capitalised / len(words) < 0.6
 
 
-def _shouting(text: str) -> bool:
+def _shouting(matches: list[re.Match[str]]) -> bool:
     """Mostly upper-case text: its upper-case words are not acronyms."""
-    words = [w for w in _WORD.findall(text) if w[0].isalpha() and len(w) > 3]
-    return len(words) >= 3 and sum(1 for w in words if w.isupper()) / len(words) >= 0.6
+    long_words = upper = 0
+    for match in matches:
+        word = match.group()
+        if len(word) > 3 and word[0].isalpha():
+            long_words += 1
+            upper += word.isupper()
+    return long_words >= 3 and upper / long_words >= 0.6
 
 
 def _scan(
@@ -163,9 +168,10 @@ def _scan(
     if not text:
         return
     text = _ACRONYM_DOTS.sub(lambda m: m.group(1).replace(".", ""), text)
-    if _shouting(text):
-        text = text.lower()
     matches = list(_WORD.finditer(text))
+    if _shouting(matches):
+        text = text.lower()
+        matches = list(_WORD.finditer(text))
     previous_name: str | None = None
     previous_end = -1
     for index, match in enumerate(matches):

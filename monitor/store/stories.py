@@ -184,8 +184,7 @@ def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> lis
             chunk,
         )
         for row in rows:
-            vector, names, headline_vector = decode_vector(row[11])
-            norm = math.sqrt(sum(weight * weight for weight in vector.values()))
+            vector, names, headline_vector, norm = decode_story_vector(row[11])
             states.append(StoryState(*row[:11], vector=vector, names=names, headline_vector=headline_vector,
                                      norm=norm))
     return states
@@ -392,33 +391,41 @@ def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-_HEADER = struct.Struct("<HHH")
+_HEADER = struct.Struct("<HHHf")
 
 
 def encode_vector(vector: dict[str, float], names: set[str], headline: dict[str, float]) -> bytes:
     """A story's centroid, its name terms and its headline's vector, packed for fast reading.
 
-    Layout: three little-endian uint16 (centroid terms, of which names, headline terms), then
-    float32 weights (centroid, names first, then headline), then the terms, UTF-8, one per line.
-    JSON was the slowest part of scoring a candidate.
+    Layout: three little-endian uint16 (centroid terms, of which names, headline terms) and the
+    centroid's norm (float32), then float32 weights (centroid, names first, then headline), then
+    the terms, UTF-8, one per line. JSON was the slowest part of scoring a candidate.
     """
-    ordered = sorted(vector, key=lambda term: term not in names)
-    name_count = sum(1 for term in vector if term in names)
+    named = [term for term in vector if term in names]
+    ordered = named + [term for term in vector if term not in names]
+    name_count = len(named)
     weights = array("f", [vector[term] for term in ordered])
+    norm = math.sqrt(sum(weight * weight for weight in weights))
     weights.extend(headline.values())
     if sys.byteorder == "big":
         weights.byteswap()
     words = "\n".join([*ordered, *headline]).encode("utf-8")
-    return _HEADER.pack(len(ordered), name_count, len(headline)) + weights.tobytes() + words
+    return _HEADER.pack(len(ordered), name_count, len(headline), norm) + weights.tobytes() + words
 
 
 def decode_vector(blob: bytes) -> tuple[dict[str, float], set[str], dict[str, float]]:
+    vector, names, headline, _ = decode_story_vector(blob)
+    return vector, names, headline
+
+
+def decode_story_vector(blob: bytes) -> tuple[dict[str, float], set[str], dict[str, float], float]:
+    """(centroid, name terms, headline vector, centroid norm)."""
     if not blob:
-        return {}, set(), {}
-    count, name_count, headline_count = _HEADER.unpack_from(blob)
+        return {}, set(), {}, 0.0
+    count, name_count, headline_count, norm = _HEADER.unpack_from(blob)
     total = count + headline_count
     if total == 0:
-        return {}, set(), {}
+        return {}, set(), {}, 0.0
     end = _HEADER.size + 4 * total
     weights = array("f")
     weights.frombytes(blob[_HEADER.size:end])
@@ -426,7 +433,7 @@ def decode_vector(blob: bytes) -> tuple[dict[str, float], set[str], dict[str, fl
         weights.byteswap()
     words = blob[end:].decode("utf-8").split("\n")
     vector = dict(zip(words[:count], weights[:count]))
-    return vector, set(words[:name_count]), dict(zip(words[count:], weights[count:]))
+    return vector, set(words[:name_count]), dict(zip(words[count:], weights[count:])), norm
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[list]:
