@@ -7,10 +7,12 @@ in arrival order. The method, in short:
 2. Identical text (``articles.fingerprint``) under another URL joins that article's story.
 3. Otherwise the title and lead text become a weighted term vector: accent-folded words,
    ``(1 + log tf) * idf`` with document frequencies from the archive so far (kept in
-   ``story_df``), names (capitalised words, acronyms) and numbers weighted higher, title words
-   higher. Its rarest strongest terms look up recent stories in an inverted index
-   (``story_postings``); each candidate is scored by cosine similarity with the story centroid,
-   gated by the publication-time window, and the best one at or above the threshold is joined.
+   ``story_df``, counted in memory and written in batches: see ``DocumentFrequencies``), names
+   (capitalised words, acronyms) and numbers weighted higher, title words higher. Its rarest
+   strongest terms look up recent stories in an inverted index (``story_postings``); each
+   candidate is scored by cosine similarity with the story centroid, gated by the
+   publication-time window, and the best one at or above the threshold, sharing at least
+   ``min_shared`` terms, is joined.
    A guard against similar-but-different events (another arrest at the same club, another
    quake in the same country): when most of the headline's names are new to a story, a higher
    score is needed, and higher still when the story's own main names are missing from the article.
