@@ -31,11 +31,11 @@ from monitor.models import Article, FeedPollResult, FetchResult, ParsedFeed
 from monitor import normalize
 from monitor.clean import clean_title
 from monitor.parse import parse_feed
-from monitor.rules import MatchDoc, RuleMatch, RuleSet
+from monitor.rules import RuleMatch, RuleSet
 from monitor.schedule import next_check
 from monitor.store import Store
 from monitor.store import leases
-from monitor.store.matches import record_matches
+from monitor.store.matches import match_doc, record_matches
 from monitor.stories import StoryClusterer
 from monitor.timeutil import from_iso, to_iso, utcnow
 
@@ -406,7 +406,7 @@ def _ingest(
         assignment = clusterer.assign(conn, write.article_id, article, feed_name)
         matches: list[RuleMatch] = []
         if ruleset is not None:
-            matches = ruleset.match(_match_doc(conn, write.article_id, article))
+            matches = ruleset.match(match_doc(conn, write.article_id, article))
             record_matches(conn, write.article_id, matches, now)
         if config is not None and matches:
             enqueued = alerts_module.enqueue_for_article(
@@ -417,15 +417,6 @@ def _ingest(
             result.alerts += enqueued.created
             result.held_back += enqueued.held_back
     return result
-
-
-def _match_doc(conn: sqlite3.Connection, article_id: int, article: Article) -> MatchDoc:
-    """What the rules see: the article's text and every feed it appeared in (names and tags)."""
-    feeds, tags = Store.article_feeds_and_tags(conn, article_id)
-    return MatchDoc(
-        title=article.title, summary=article.summary, content=article.content, feeds=feeds,
-        language=article.language, tags=tags, domain=article.domain,
-    )
 
 
 # --------------------------------------------------------------------------- many feeds

@@ -21,6 +21,7 @@ from monitor.errors import StoreError, UsageError
 from monitor.rules import MatchDoc, MatchedTerm, Query, compile_sql, explain_query, parse_query
 from monitor.rules.query import And, Meta, Near, Node, Not, Or, Term, ascii_lower
 from monitor.rules.sql import fts_expressible, fts_expression, meta_condition
+from monitor.store.matches import match_doc
 from monitor.timeutil import from_iso, to_iso, utcnow
 from monitor.tokenize import tokenize_with_offsets
 
@@ -527,22 +528,7 @@ def _window(text: str, tokens: list[tuple[str, int, int]], spans: list[tuple[int
 
 def article_doc(conn: sqlite3.Connection, article_id: int) -> MatchDoc:
     """What the matcher sees of a stored article (feed names and their tags included)."""
-    row = conn.execute(
-        "SELECT title, summary, content, language, domain FROM articles WHERE id = ?", (article_id,)
-    ).fetchone()
-    if row is None:
-        raise StoreError(f"no article {article_id}")
-    feed_rows = conn.execute(
-        "SELECT f.name, f.tags FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
-        "WHERE af.article_id = ? ORDER BY af.first_seen, f.name", (article_id,)
-    ).fetchall()
-    tags: list[str] = []
-    for _, raw in feed_rows:
-        for tag in json.loads(raw or "[]"):
-            if isinstance(tag, str) and tag not in tags:
-                tags.append(tag)
-    return MatchDoc(title=row[0], summary=row[1], content=row[2], feeds=[name for name, _ in feed_rows],
-                    language=row[3], tags=tags, domain=row[4])
+    return match_doc(conn, article_id)
 
 
 def resolve_rule_or_query(text: str, rules: Mapping[str, str]) -> tuple[str | None, Query]:

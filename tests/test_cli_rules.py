@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from monitor.rules import RuleSet
 from monitor.search import search
-from monitor.store.bulk import iter_match_docs
+from monitor.store.matches import iter_match_docs
 from tests.feedserver import FeedServer
 from tests.test_cli_search import LABELLED, attached_commands  # noqa: F401  (fixture)
 from tests.test_pipeline import write_config

@@ -62,3 +62,30 @@ def test_rematch_replaces_the_matches_of_changed_rules_only(tmp_path: Path) -> N
     again = rematch(conn, RuleSet.compile([("mali", "Mali OR Goita")]), now=NOW)
     assert again.new == [] and again.after == 10       # idempotent
     store.close()
+
+
+def test_rematch_counts_per_rule_keeps_first_matched_at_and_drops_unlisted_rules(tmp_path: Path) -> None:
+    store = make_archive(tmp_path / "a.db", 8)
+    conn = store.conn
+    rematch(conn, RuleSet.compile([("mali", "Mali"), ("afrique", "tag:afrique")]), now=NOW)
+    later = datetime(2026, 2, 18, 12, 0, tzinfo=timezone.utc)
+    result = rematch(conn, RuleSet.compile([("mali", "Mali OR Somalia")]), now=later, drop_other_rules=True)
+    assert result.rules["mali"].matches == 4 and result.rules["mali"].added == 2
+    assert result.rules["mali"].removed == 0
+    assert result.dropped == {"afrique": 8}
+    assert articles_for_rule(conn, "afrique") == []
+    stamps = dict(conn.execute("SELECT article_id, matched_at FROM matches WHERE rule = 'mali'").fetchall())
+    assert stamps[1] == "2026-02-17T12:00:00Z" and stamps[3] == "2026-02-18T12:00:00Z"
+    store.close()
+
+
+def test_rematch_since_leaves_older_matches_alone(tmp_path: Path) -> None:
+    store = make_archive(tmp_path / "a.db", 20)
+    conn = store.conn
+    rematch(conn, RuleSet.compile([("mali", "Mali")]), now=NOW)
+    assert len(articles_for_rule(conn, "mali")) == 5
+    # articles 17 (2026-02-17) and 1 (2026-02-01) are "Mali"; only the window is re-evaluated
+    result = rematch(conn, RuleSet.compile([("mali", "Somalia")]), now=NOW, since="2026-02-16T00:00:00Z")
+    assert result.articles == 2 and result.rules["mali"].removed == 1
+    assert 1 in articles_for_rule(conn, "mali") and 17 not in articles_for_rule(conn, "mali")
+    store.close()

@@ -6,20 +6,16 @@ object in the package namespace the moment it is imported.)
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from monitor.cli.common import AppContext, emit_json, format_option, pass_app
 from monitor.cli.search import parse_time_option, short_time, terminal_mark, PLAIN_MARK
 from monitor.config import Config, RuleConfig
 from monitor.errors import UsageError
-from monitor.rules import RuleMatch, RuleSet
+from monitor.rules import RuleSet
 from monitor.search import resolve_rule_or_query, test_rule
-from monitor.store.bulk import iter_match_docs, replace_rule_matches, stored_rule_counts
+from monitor.store.matches import apply_evaluation, evaluate_rules, match_counts
 from monitor.timeutil import utcnow
-
-log = logging.getLogger(__name__)
 
 
 def _mode(rule: RuleConfig) -> str:
@@ -37,7 +33,7 @@ def _stored_counts(app: AppContext) -> dict[str, int] | None:
         return None
     store = app.store(readonly=True)
     with store.reading() as conn:
-        return stored_rule_counts(conn)
+        return match_counts(conn)
 
 
 @click.command("list")
@@ -134,26 +130,13 @@ def rules_rematch(app: AppContext, rule: str | None) -> None:
     selected = _selected_rules(config, rule)
     ruleset = RuleSet.compile([(item.name, item.query) for item in selected])
     store = app.store()
-    found: dict[str, dict[int, RuleMatch]] = {item.name: {} for item in selected}
-    scanned = 0
     with store.reading() as conn:
-        for article_id, doc in iter_match_docs(conn):
-            scanned += 1
-            for match in ruleset.match(doc):
-                found[match.rule][article_id] = match
-    now = utcnow()
+        evaluation = evaluate_rules(conn, ruleset)
     with store.transaction() as conn:
-        stored = stored_rule_counts(conn)
-        report = {name: replace_rule_matches(conn, name, matches, now) for name, matches in found.items()}
-        orphans: dict[str, int] = {}
-        if rule is None:
-            configured = {item.name for item in config.rules}
-            for name in sorted(set(stored) - configured):
-                orphans[name] = replace_rule_matches(conn, name, {}, now)[1]
-    click.echo(f"re-matched {scanned} articles against {len(selected)} rule{'s' if len(selected) != 1 else ''} "
+        result = apply_evaluation(conn, evaluation, now=utcnow(), drop_other_rules=rule is None)
+    click.echo(f"re-matched {result.articles} articles against {len(selected)} rule{'s' if len(selected) != 1 else ''} "
                "(no alerts created)")
-    for name, (added, removed) in report.items():
-        click.echo(f"  {name}: {len(found[name])} matches ({added} added, {removed} removed)")
-        log.info("rematch rule=%s matches=%d added=%d removed=%d", name, len(found[name]), added, removed)
-    for name, removed in orphans.items():
+    for name, change in result.rules.items():
+        click.echo(f"  {name}: {change.matches} matches ({change.added} added, {change.removed} removed)")
+    for name, removed in result.dropped.items():
         click.echo(f"  {name}: no longer configured, {removed} matches removed")

@@ -367,16 +367,9 @@ class Store:
     @staticmethod
     def article_feeds_and_tags(conn: sqlite3.Connection, article_id: int) -> tuple[list[str], list[str]]:
         """Names of the feeds an article appeared in (first first), and the union of their tags."""
-        names: list[str] = []
-        tags: list[str] = []
-        for name, feed_tags in conn.execute(
-            "SELECT f.name, f.tags FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
-            "WHERE af.article_id = ? ORDER BY af.first_seen, f.name",
-            (article_id,),
-        ):
-            names.append(name)
-            tags.extend(tag for tag in json.loads(feed_tags or "[]") if tag not in tags)
-        return names, tags
+        from monitor.store.matches import article_feeds_and_tags
+
+        return article_feeds_and_tags(conn, article_id)
 
     def counts(self) -> dict[str, int]:
         with self.lock:

@@ -24,7 +24,7 @@ from monitor.models import Article
 from monitor.timeutil import to_iso, utcnow
 
 if TYPE_CHECKING:
-    from monitor.rules import MatchDoc, RuleMatch, RuleSet
+    from monitor.rules import RuleSet
     from monitor.store import Store
     from monitor.stories import StoryClusterer
 
@@ -214,9 +214,7 @@ def _stories_and_matches(
     conn: sqlite3.Connection, placed: list[tuple[int, BulkArticle, bool]], *, clusterer: "StoryClusterer | None",
     ruleset: "RuleSet | None", now: datetime, result: BulkResult,
 ) -> None:
-    from monitor.rules import MatchDoc
-    from monitor.store import Store
-    from monitor.store.matches import record_matches
+    from monitor.store.matches import match_doc, record_matches
 
     done: set[int] = set()
     for article_id, item, new in placed:
@@ -228,11 +226,7 @@ def _stories_and_matches(
                                               now=link.first_seen or item.article.first_seen)
                 result.stories_created += int(assignment.created)
         if ruleset is not None and article_id not in done:
-            feeds, tags = Store.article_feeds_and_tags(conn, article_id)
-            article = item.article
-            doc = MatchDoc(title=article.title, summary=article.summary, content=article.content, feeds=feeds,
-                           language=article.language, tags=tags, domain=article.domain)
-            matches = ruleset.match(doc)
+            matches = ruleset.match(match_doc(conn, article_id, item.article))
             if matches:
                 record_matches(conn, article_id, matches, now)
                 result.matches += len(matches)
@@ -357,75 +351,3 @@ def record_to_bulk(record: object) -> BulkArticle:
         domain=_text(record, "domain", default=None), fingerprint=_text(record, "fingerprint") or "",
     )
     return BulkArticle(article=article, feeds=_links(record), updated_at=_time(record, "updated_at"))
-
-
-# --------------------------------------------------------------------------- rematch
-
-
-def iter_match_docs(conn: sqlite3.Connection, *, page: int = 1000) -> Iterator[tuple[int, "MatchDoc"]]:
-    """Every stored article as the matcher sees it (text, feeds, their tags, language, domain), in
-    pages of ``page`` articles with one feed query per page."""
-    from monitor.rules import MatchDoc
-
-    last = 0
-    while True:
-        try:
-            rows = conn.execute(
-                "SELECT id, title, summary, content, language, domain FROM articles WHERE id > ? ORDER BY id LIMIT ?",
-                (last, page),
-            ).fetchall()
-            if not rows:
-                return
-            feeds: dict[int, list[tuple[str, str]]] = {}
-            for article_id, name, tags in conn.execute(
-                "SELECT af.article_id, f.name, f.tags FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
-                "WHERE af.article_id BETWEEN ? AND ? ORDER BY af.article_id, af.first_seen, f.name",
-                (rows[0][0], rows[-1][0]),
-            ):
-                feeds.setdefault(article_id, []).append((name, tags))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read articles: {exc}") from exc
-        for article_id, title, summary, content, language, domain in rows:
-            names = [name for name, _ in feeds.get(article_id, [])]
-            tags: list[str] = []
-            for _, raw in feeds.get(article_id, []):
-                for tag in json.loads(raw or "[]"):
-                    if isinstance(tag, str) and tag not in tags:
-                        tags.append(tag)
-            yield article_id, MatchDoc(title=title or "", summary=summary or "", content=content or "", feeds=names,
-                                       language=language, tags=tags, domain=domain)
-        last = rows[-1][0]
-        if len(rows) < page:
-            return
-
-
-def stored_match_ids(conn: sqlite3.Connection, rule: str) -> set[int]:
-    try:
-        return {row[0] for row in conn.execute("SELECT article_id FROM matches WHERE rule = ?", (rule,))}
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read matches of rule {rule}: {exc}") from exc
-
-
-def stored_rule_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """``{rule: number of stored matches}`` (rules no longer configured included)."""
-    try:
-        return dict(conn.execute("SELECT rule, count(*) FROM matches GROUP BY rule").fetchall())
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot count matches: {exc}") from exc
-
-
-def replace_rule_matches(conn: sqlite3.Connection, rule: str, matches: dict[int, "RuleMatch"],
-                         now: datetime) -> tuple[int, int]:
-    """Make the stored matches of ``rule`` exactly ``matches`` ({article id: match}); kept matches keep
-    their first ``matched_at`` and get the new terms. Touches no alert. Returns (added, removed)."""
-    from monitor.store.matches import record_matches
-
-    old = stored_match_ids(conn, rule)
-    gone = sorted(old - set(matches))
-    try:
-        conn.executemany("DELETE FROM matches WHERE rule = ? AND article_id = ?", [(rule, i) for i in gone])
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot delete matches of rule {rule}: {exc}") from exc
-    for article_id, match in matches.items():
-        record_matches(conn, article_id, [match], now)
-    return len(set(matches) - old), len(gone)

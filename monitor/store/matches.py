@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from monitor.errors import StoreError
+from monitor.rules import MatchDoc
 from monitor.timeutil import to_iso
 
 if TYPE_CHECKING:
-    from monitor.rules import MatchDoc, RuleMatch, RuleSet
+    from monitor.models import Article
+    from monitor.rules import RuleMatch, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -81,78 +83,208 @@ def articles_for_rule(conn: sqlite3.Connection, rule: str) -> list[int]:
         raise StoreError(f"cannot read matches of rule {rule}: {exc}") from exc
 
 
-def iter_match_docs(conn: sqlite3.Connection, *, since: str | None = None,
-                    batch: int = 1000) -> Iterator[tuple[int, "MatchDoc"]]:
-    """Every stored article (published at or after ``since``, an ISO string) as the matcher sees it."""
-    from monitor.rules import MatchDoc
-
+def match_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """``{rule: number of stored matches}``, rules no longer configured included (``rules list``)."""
     try:
-        feeds = {fid: (name, [t for t in json.loads(tags or "[]") if isinstance(t, str)])
-                 for fid, name, tags in conn.execute("SELECT id, name, tags FROM feeds")}
-        last_id = 0
-        while True:
+        return dict(conn.execute("SELECT rule, count(*) FROM matches GROUP BY rule").fetchall())
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot count matches: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- what the matcher sees
+
+FeedRow = tuple[str, "str | None"]      # (feed name, feed tags as stored JSON)
+
+
+def _feed_rows(conn: sqlite3.Connection, article_ids: Sequence[int]) -> dict[int, list[FeedRow]]:
+    """The feeds each article appeared in, first seen first (ties by name)."""
+    rows: dict[int, list[FeedRow]] = {}
+    if not article_ids:
+        return rows
+    marks = ",".join("?" for _ in article_ids)
+    for article_id, name, tags in conn.execute(
+        "SELECT af.article_id, f.name, f.tags FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
+        f"WHERE af.article_id IN ({marks}) ORDER BY af.article_id, af.first_seen, f.name", list(article_ids),
+    ):
+        rows.setdefault(article_id, []).append((name, tags))
+    return rows
+
+
+def _names_and_tags(feed_rows: Iterable[FeedRow]) -> tuple[list[str], list[str]]:
+    names: list[str] = []
+    tags: list[str] = []
+    for name, raw in feed_rows:
+        names.append(name)
+        tags.extend(tag for tag in json.loads(raw or "[]") if isinstance(tag, str) and tag not in tags)
+    return names, tags
+
+
+def _doc(title: str | None, summary: str | None, content: str | None, language: str | None,
+         domain: str | None, feed_rows: Iterable[FeedRow]) -> MatchDoc:
+    """The one definition of a MatchDoc: the text given, ``feeds`` = names of the feeds the article
+    appeared in, ``tags`` = union of those feeds' tags, ``language`` and ``domain`` as stored."""
+    names, tags = _names_and_tags(feed_rows)
+    return MatchDoc(title=title or "", summary=summary or "", content=content or "", feeds=names,
+                    language=language, tags=tags, domain=domain)
+
+
+def article_feeds_and_tags(conn: sqlite3.Connection, article_id: int) -> tuple[list[str], list[str]]:
+    """Names of the feeds an article appeared in (first first), and the union of their tags."""
+    try:
+        return _names_and_tags(_feed_rows(conn, [article_id]).get(article_id, []))
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the feeds of article {article_id}: {exc}") from exc
+
+
+def match_doc(conn: sqlite3.Connection, article_id: int, article: "Article | None" = None) -> MatchDoc:
+    """A stored article as the matcher sees it.
+
+    ``article``: the version being ingested (poll, bulk import); its title, summary and content
+    stand in for the stored text, which may belong to another feed's version. Feeds, tags,
+    language and domain always come from the archive.
+    """
+    try:
+        row = conn.execute(
+            "SELECT title, summary, content, language, domain FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no article {article_id}")
+        feed_rows = _feed_rows(conn, [article_id]).get(article_id, [])
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read article {article_id}: {exc}") from exc
+    title, summary, content, language, domain = row
+    if article is not None:
+        title, summary, content = article.title, article.summary, article.content
+    return _doc(title, summary, content, language, domain, feed_rows)
+
+
+def _since_text(since: datetime | str | None) -> str | None:
+    return to_iso(since) if isinstance(since, datetime) else since
+
+
+def iter_match_docs(conn: sqlite3.Connection, *, since: datetime | str | None = None,
+                    batch: int = 1000) -> Iterator[tuple[int, MatchDoc]]:
+    """Every stored article (published at or after ``since``) as the matcher sees it, oldest id
+    first, read ``batch`` articles at a time with one feed query per batch."""
+    since_text = _since_text(since)
+    last_id = 0
+    while True:
+        try:
             rows = conn.execute(
                 "SELECT id, title, summary, content, language, domain FROM articles "
                 "WHERE id > ? AND (? IS NULL OR published >= ?) ORDER BY id LIMIT ?",
-                (last_id, since, since, batch),
+                (last_id, since_text, since_text, batch),
             ).fetchall()
-            if not rows:
-                return
-            links: dict[int, list[int]] = {}
-            marks = ",".join("?" for _ in rows)
-            for article_id, feed_id in conn.execute(
-                f"SELECT article_id, feed_id FROM article_feeds WHERE article_id IN ({marks}) "
-                "ORDER BY article_id, first_seen, feed_id", [row[0] for row in rows],
-            ):
-                links.setdefault(article_id, []).append(feed_id)
-            for article_id, title, summary, content, language, domain in rows:
-                names, tags = [], []
-                for feed_id in links.get(article_id, []):
-                    name, feed_tags = feeds[feed_id]
-                    names.append(name)
-                    tags.extend(t for t in feed_tags if t not in tags)
-                yield article_id, MatchDoc(title=title, summary=summary, content=content, feeds=names,
-                                           language=language, tags=tags, domain=domain)
-            last_id = rows[-1][0]
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read articles for matching: {exc}") from exc
+            feeds = _feed_rows(conn, [row[0] for row in rows])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read articles for matching: {exc}") from exc
+        for article_id, title, summary, content, language, domain in rows:
+            yield article_id, _doc(title, summary, content, language, domain, feeds.get(article_id, []))
+        if len(rows) < batch:
+            return
+        last_id = rows[-1][0]
+
+
+# --------------------------------------------------------------------------- rematch
+
+
+@dataclass(frozen=True)
+class RuleChange:
+    """What a rematch did to one rule's stored matches."""
+
+    matches: int           # matches of the rule now (among the articles evaluated)
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Rules run over stored articles, nothing written yet: ``found[rule][article_id]``."""
+
+    articles: int
+    found: dict[str, dict[int, "RuleMatch"]]
+    since: str | None = None
 
 
 @dataclass(frozen=True)
 class RematchResult:
     articles: int          # articles evaluated
-    before: int            # matches of these rules before
+    before: int            # matches of these rules before (among the articles evaluated)
     after: int             # matches of these rules now
     new: list[tuple[int, str]]  # (article_id, rule) pairs that did not match before
+    rules: dict[str, RuleChange] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)   # rule no longer listed -> matches removed
 
 
-def rematch(conn: sqlite3.Connection, ruleset: "RuleSet", *, now: datetime,
-            since: str | None = None) -> RematchResult:
-    """Re-evaluate stored articles against ``ruleset`` (``rules rematch [RULE]``).
-
-    The matches of every rule in ``ruleset`` are replaced by what the rules say now; nothing
-    is fetched and no alert is queued here: ``new`` lists the pairs that newly match, for the
-    caller to decide (the CLI records them without alerting for old articles). Run it inside
-    the caller's transaction.
-    """
-    names = ruleset.names
-    if not names:
-        return RematchResult(0, 0, 0, [])
-    marks = ",".join("?" for _ in names)
-    try:
-        old = set(conn.execute(f"SELECT article_id, rule FROM matches WHERE rule IN ({marks})", names))
-        conn.execute(f"DELETE FROM matches WHERE rule IN ({marks})", names)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot rematch: {exc}") from exc
+def evaluate_rules(conn: sqlite3.Connection, ruleset: "RuleSet", *,
+                   since: datetime | str | None = None) -> Evaluation:
+    """Run ``ruleset`` over the stored articles (published at or after ``since``); reads only."""
+    found: dict[str, dict[int, RuleMatch]] = {name: {} for name in ruleset.names}
     articles = 0
-    pairs: list[tuple[int, str]] = []
     for article_id, doc in iter_match_docs(conn, since=since):
         articles += 1
-        found = ruleset.match(doc)
-        if found:
-            record_matches(conn, article_id, found, now)
-            pairs.extend((article_id, m.rule) for m in found)
-    new = [pair for pair in pairs if pair not in old]
-    log.info("rematch rules=%s articles=%d before=%d after=%d new=%d",
-             ",".join(names), articles, len(old), len(pairs), len(new))
-    return RematchResult(articles, len(old), len(pairs), new)
+        for match in ruleset.match(doc):
+            found[match.rule][article_id] = match
+    return Evaluation(articles, found, _since_text(since))
+
+
+def _stored_ids(conn: sqlite3.Connection, rule: str, since: str | None) -> set[int]:
+    return {row[0] for row in conn.execute(
+        "SELECT m.article_id FROM matches m JOIN articles a ON a.id = m.article_id "
+        "WHERE m.rule = ? AND (? IS NULL OR a.published >= ?)", (rule, since, since),
+    )}
+
+
+def _replace(conn: sqlite3.Connection, rule: str, matches: dict[int, "RuleMatch"], now: datetime,
+             since: str | None) -> tuple[set[int], RuleChange]:
+    """Make the stored matches of ``rule`` (over the evaluated articles) exactly ``matches``; kept
+    matches keep their first ``matched_at`` and get the new terms. Returns (ids before, change)."""
+    try:
+        old = _stored_ids(conn, rule, since)
+        gone = sorted(old - set(matches))
+        conn.executemany("DELETE FROM matches WHERE rule = ? AND article_id = ?", [(rule, i) for i in gone])
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot replace matches of rule {rule}: {exc}") from exc
+    for article_id, match in matches.items():
+        record_matches(conn, article_id, [match], now)
+    return old, RuleChange(matches=len(matches), added=len(set(matches) - old), removed=len(gone))
+
+
+def apply_evaluation(conn: sqlite3.Connection, evaluation: Evaluation, *, now: datetime,
+                     drop_other_rules: bool = False) -> RematchResult:
+    """Replace the stored matches of the evaluated rules by ``evaluation``; with ``drop_other_rules``
+    the matches of every rule not evaluated (no longer configured) are removed. Creates no alert;
+    run it inside the caller's transaction."""
+    before = after = 0
+    new: list[tuple[int, str]] = []
+    rules: dict[str, RuleChange] = {}
+    for rule, matches in evaluation.found.items():
+        old, change = _replace(conn, rule, matches, now, evaluation.since)
+        before, after = before + len(old), after + change.matches
+        new.extend((article_id, rule) for article_id in matches if article_id not in old)
+        rules[rule] = change
+        log.info("rematch rule=%s matches=%d added=%d removed=%d", rule, change.matches, change.added,
+                 change.removed)
+    dropped: dict[str, int] = {}
+    if drop_other_rules:
+        for rule in sorted(set(match_counts(conn)) - set(evaluation.found)):
+            dropped[rule] = delete_matches_for_rule(conn, rule)
+            log.info("rematch rule=%s no longer configured, removed=%d", rule, dropped[rule])
+    return RematchResult(evaluation.articles, before, after, new, rules, dropped)
+
+
+def rematch(conn: sqlite3.Connection, ruleset: "RuleSet", *, now: datetime, since: datetime | str | None = None,
+            drop_other_rules: bool = False) -> RematchResult:
+    """Re-evaluate stored articles against ``ruleset`` (``rules rematch [RULE]``) in one go.
+
+    The matches of every rule in ``ruleset`` (over the articles published since ``since``) are
+    replaced by what the rules say now; nothing is fetched and no alert is queued: ``new`` lists
+    the pairs that newly match, for the caller to decide. Run it inside the caller's transaction;
+    a caller that must keep its write transaction short calls :func:`evaluate_rules` on a read
+    connection and :func:`apply_evaluation` in the transaction.
+    """
+    result = apply_evaluation(conn, evaluate_rules(conn, ruleset, since=since), now=now,
+                              drop_other_rules=drop_other_rules)
+    log.info("rematch rules=%s articles=%d before=%d after=%d new=%d", ",".join(ruleset.names),
+             result.articles, result.before, result.after, len(result.new))
+    return result
