@@ -320,7 +320,7 @@ class _Loader:
             seen_names[name] = index
             url = (self.string(table, "url", where, required=True) or "").strip()
             self.check_http_url(url, f"{where}.url")
-            url_key = _url_identity(url)
+            url_key = url_identity(url)
             if url_key in seen_urls:
                 raise self.error(f"{where}.url", f"is the same feed as feeds[{seen_urls[url_key]}]")
             seen_urls[url_key] = index
@@ -499,7 +499,7 @@ def _unknown_channel(name: str, known: set[str]) -> str:
     return f"no channel named {name!r}{hint}; define it in a [[channels]] table"
 
 
-def _url_identity(url: str) -> str:
+def url_identity(url: str) -> str:
     """Two config URLs are the same feed when they differ only in case of scheme/host or a trailing slash."""
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/") or "/"

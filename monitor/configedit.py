@@ -51,7 +51,7 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import AoT, Array, Comment, Item, Table, Whitespace
 
-from monitor.config import Config, FeedConfig, parse_config
+from monitor.config import Config, FeedConfig, parse_config, url_identity
 from monitor.errors import ConfigError, UsageError
 from monitor.normalize import canonical_url
 from monitor.opml import check_feed_url
@@ -117,9 +117,7 @@ def _truncate(text: str, limit: int) -> str:
 
 def url_keys(url: str) -> set[str]:
     """Identities under which a URL counts as already configured."""
-    parts = urlsplit(url.strip())
-    path = parts.path.rstrip("/") or "/"
-    keys = {f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}{path}?{parts.query}"}
+    keys = {url_identity(url)}
     canonical = canonical_url(url)
     if canonical:
         keys.add("canonical:" + canonical)
