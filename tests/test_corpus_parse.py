@@ -12,7 +12,6 @@ few known titles and dates are checked.
 from __future__ import annotations
 
 import io
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 from monitor.errors import ParseError
 from monitor.normalize import normalize_feed
 from monitor.parse import parse_feed
+from tests.corpus_support import corpus_headers
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 FEEDPARSER_TESTS = CORPORA / "feedparser-tests"
@@ -29,8 +29,6 @@ REAL_FEEDS = CORPORA / "real-feeds"
 PARSE_ERROR_KINDS = {"empty", "not_a_feed", "html_page", "invalid_json", "malformed"}
 SEEN_AT = datetime(2026, 2, 18, 12, 0, tzinfo=timezone.utc)
 UTC = timezone.utc
-
-_HEADER_LINE = re.compile(r"^\s*Header:\s*([^:\s]+)\s*:(.*)$")
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -45,18 +43,6 @@ def _ids(paths: list[Path], root: Path) -> list[str]:
 
 FEEDPARSER_FILES = _files(FEEDPARSER_TESTS, (".xml", ".json"))
 REAL_FEED_FILES = _files(REAL_FEEDS, (".xml", ".rss", ".atom"))
-
-
-def corpus_headers(body: bytes) -> dict[str, str]:
-    """The ``Header: Name: value`` lines of the file's leading comment."""
-    head = body[:4096].decode("latin-1")
-    comment = re.search(r"<!--(.*?)-->", head, re.DOTALL)
-    headers: dict[str, str] = {}
-    for line in (comment.group(1) if comment else "").splitlines():
-        match = _HEADER_LINE.match(line)
-        if match:
-            headers[match.group(1)] = match.group(2).strip()
-    return headers
 
 
 def parse_and_normalize(body: bytes, headers: dict[str, str]) -> tuple[int, int]:

@@ -9,7 +9,6 @@ must store nothing new (conditional GET or an unchanged body). The archive passe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +18,7 @@ from monitor.config import parse_config
 from monitor.models import FeedPollResult
 from monitor.pipeline import build_context, poll_feeds, refresh_feed
 from monitor.store import Store
+from tests.corpus_support import corpus_headers
 from tests.feedserver import FeedServer
 from tests.test_robust_support import CORPORA, integrity
 
@@ -27,7 +27,6 @@ BATCH = 400
 FINAL = {"ok", "not_modified", "unchanged"}
 ERROR_KINDS = {"empty", "not_a_feed", "html_page", "invalid_json", "malformed",   # ParseError kinds
                "http_status", "gone", "rate_limited", "unavailable"}             # a Header: line can set these
-_HEADER_LINE = re.compile(r"^\s*Header:\s*([^:\s]+)\s*:(.*)$")
 RULES = """
 [[rules]]
 name = "any-sports"
@@ -44,18 +43,6 @@ def corpus_files() -> list[Path]:
         return []
     return sorted(path for path in FEEDPARSER_TESTS.rglob("*")
                   if path.is_file() and path.suffix in (".xml", ".json"))
-
-
-def corpus_headers(body: bytes) -> dict[str, str]:
-    """The ``Header: Name: value`` lines of the leading XML comment (JSON files have none)."""
-    head = body[:4096].decode("latin-1")
-    comment = re.search(r"<!--(.*?)-->", head, re.DOTALL)
-    headers: dict[str, str] = {}
-    for line in (comment.group(1) if comment else "").splitlines():
-        match = _HEADER_LINE.match(line)
-        if match:
-            headers[match.group(1)] = match.group(2).strip()
-    return headers
 
 
 def _serve(server: FeedServer, index: int, path: Path) -> str:
