@@ -114,6 +114,18 @@ def _filters(
     return parts, params
 
 
+def _hit_subqueries(tables: set[str]) -> tuple[str, str, str]:
+    """SQL for a hit's first feed, story and rules, correlated on ``a.id`` (an archive without the
+    stories or matches tables yields NULL and an empty list)."""
+    feed = ("(SELECT f.name FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
+            "WHERE af.article_id = a.id ORDER BY af.first_seen, f.name LIMIT 1)")
+    story = ("(SELECT sa.story_id FROM story_articles sa WHERE sa.article_id = a.id LIMIT 1)"
+             if "story_articles" in tables else "NULL")
+    rules = ("(SELECT json_group_array(rule) FROM (SELECT m.rule FROM matches m "
+             "WHERE m.article_id = a.id ORDER BY m.rule))" if "matches" in tables else "'[]'")
+    return feed, story, rules
+
+
 def _select(query: Query, tables: set[str], filters: tuple[list[str], list[object]], sort: str,
             ) -> tuple[str, str, list[object]]:
     """(select list, FROM ... WHERE ..., params) for hits of ``query``."""
@@ -122,12 +134,7 @@ def _select(query: Query, tables: set[str], filters: tuple[list[str], list[objec
     extra, extra_params = filters
     where = " AND ".join([condition, *extra])
     params = params + extra_params
-    story = ("(SELECT sa.story_id FROM story_articles sa WHERE sa.article_id = a.id LIMIT 1)"
-             if "story_articles" in tables else "NULL")
-    rules = ("(SELECT json_group_array(rule) FROM (SELECT m.rule FROM matches m "
-             "WHERE m.article_id = a.id ORDER BY m.rule))" if "matches" in tables else "'[]'")
-    feed = ("(SELECT f.name FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
-            "WHERE af.article_id = a.id ORDER BY af.first_seen, f.name LIMIT 1)")
+    feed, story, rules = _hit_subqueries(tables)
     if compiled.match is not None and sort == "relevance":
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
         score = (f"bm25(articles_fts, {weights}) / "
@@ -373,12 +380,7 @@ def _details(conn: sqlite3.Connection, tables: set[str], ids: list[int]) -> dict
     """The columns of a hit for each of ``ids`` (one query)."""
     if not ids:
         return {}
-    story = ("(SELECT sa.story_id FROM story_articles sa WHERE sa.article_id = a.id LIMIT 1)"
-             if "story_articles" in tables else "NULL")
-    rules = ("(SELECT json_group_array(rule) FROM (SELECT m.rule FROM matches m "
-             "WHERE m.article_id = a.id ORDER BY m.rule))" if "matches" in tables else "'[]'")
-    feed = ("(SELECT f.name FROM article_feeds af JOIN feeds f ON f.id = af.feed_id "
-            "WHERE af.article_id = a.id ORDER BY af.first_seen, f.name LIMIT 1)")
+    feed, story, rules = _hit_subqueries(tables)
     marks = ", ".join("?" for _ in ids)
     rows = conn.execute(
         f"SELECT a.id, a.title, a.url, {feed}, a.published, {story}, a.summary, a.content, {rules} "
