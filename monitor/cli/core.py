@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -13,6 +15,8 @@ from monitor.cli.common import AppContext, emit_json, format_option, pass_app
 from monitor.errors import UsageError
 from monitor.models import FeedPollResult
 from monitor.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 # Worker processes cost about a second and tens of MB to start: worth it for a large poll only.
@@ -50,14 +54,16 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     names = _select_feeds(config, feed_names)
     store = app.store()
     store.sync_feeds(config.feeds)
+    _release_dead_leases(store)
     ctx = build_context(config, store, parallel_parse=len(names) >= PARALLEL_PARSE_FROM)
     show_progress = sys.stderr.isatty() and app.verbosity >= 0 and len(names) > 1
+    owner = f"poll-{socket.gethostname()}-{os.getpid()}"
     try:
         if show_progress:
             with click.progressbar(length=len(names), label="polling", file=sys.stderr) as bar:
-                results = poll_feeds(ctx, names, owner=f"poll-{os.getpid()}", on_result=lambda _: bar.update(1))
+                results = poll_feeds(ctx, names, owner=owner, on_result=lambda _: bar.update(1))
         else:
-            results = poll_feeds(ctx, names, owner=f"poll-{os.getpid()}")
+            results = poll_feeds(ctx, names, owner=owner)
     finally:
         ctx.close()
     for result in results:
@@ -70,6 +76,24 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     if getattr(report, "sent", 0) or getattr(report, "failed", 0) or getattr(report, "retrying", 0):
         summary += f"; alerts sent={report.sent} retrying={getattr(report, 'retrying', 0)} failed={report.failed}"
     click.echo(summary, err=True)
+
+
+def _release_dead_leases(store: Any) -> None:
+    """Feed leases left by a `newsmon poll` or daemon of this host that was killed are freed now rather than
+    at expiry (fetch_deadline + 60 s), so this poll does not skip the feeds it was polling."""
+    from monitor.store import leases
+    from monitor.store.status import pid_alive
+
+    for prefix in (f"poll-{socket.gethostname()}-", f"daemon-{socket.gethostname()}-"):
+        with store.reading() as conn:
+            owners = leases.lease_owners(conn, prefix)
+        for owner in owners:
+            pid_text = owner[len(prefix):]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
+                continue
+            with store.transaction() as conn:
+                released = leases.release_all_leases(conn, owner)
+            log.info("released leases of a process that did not stop cleanly owner=%s feeds=%d", owner, released)
 
 
 def _select_feeds(config: Any, feed_names: tuple[str, ...]) -> list[str]:
