@@ -49,14 +49,15 @@ def campaign(mode: str, kills: int, *, feeds: int, items: int, seed: int) -> tup
 def table(rows: list[tuple[str, CrashTally]]) -> str:
     lines = [
         "| fault | injected | survived | articles lost | articles duplicated | alerts duplicated "
-        "| alerts lost | reference diff | leftover processes | (in window) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| alerts lost | reference diff | leftover processes | skipped after restart | (in window) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, tally in rows:
         lines.append(
             f"| {name} | {tally.kills} | {tally.survived - tally.finished_first} | {tally.lost} | {tally.duplicated} "
             f"| {tally.alerts_duplicated} | {tally.alerts_lost} "
-            f"| {tally.reference_missing + tally.reference_extra} | {tally.orphans} | {tally.alerts_in_window} |"
+            f"| {tally.reference_missing + tally.reference_extra} | {tally.orphans} | {tally.skipped_after} "
+            f"| {tally.alerts_in_window} |"
         )
     return "\n".join(lines)
 
@@ -82,6 +83,7 @@ def main() -> int:
     print()
     print(table(rows))
     bad = sum(t.lost + t.duplicated + t.alerts_duplicated + t.alerts_lost + t.integrity_failures + t.orphans
+              + t.skipped_after
               + t.reference_missing + t.reference_extra for _, t in rows)
     return 1 if bad else 0
 

@@ -279,6 +279,7 @@ class CrashTally:
     alerts_in_window: int = 0       # duplicates explained by a kill between a channel's acceptance and the mark
     alerts_lost: int = 0            # alert rows never received (or not marked sent) after completion
     orphans: int = 0                # processes of a killed run (parser workers, forkserver) still alive 5 s later
+    skipped_after: int = 0          # feeds the first poll after the last kill skipped (a dead process's lease)
     reference_missing: int = 0      # articles of the clean reference run missing from the crashed archive
     reference_extra: int = 0        # articles in the crashed archive the reference run does not have
     articles: int = 0
@@ -494,16 +495,19 @@ class CrashCampaign:
         return (body.get("rule"), body.get("story_id"), body.get("kind"))
 
     # ---------------------------------------------------------------- completion and reference
-    def finish(self, *, lease_wait: bool = True) -> CrashTally:
-        """Uninterrupted polls until every feed is stored (after the dead processes' feed leases expire),
-        then the checks against a clean reference run over the same feeds."""
+    def finish(self, *, lease_wait: bool = False) -> CrashTally:
+        """Uninterrupted polls until every feed is stored, then the checks against a clean reference run over
+        the same feeds. The first of them must skip no feed: `newsmon poll` frees the leases of a dead poll or
+        daemon of this host (``lease_wait`` waits for them to expire instead, for builds that do not)."""
         self.receiver.delay = 0.0
         if lease_wait:
             self._wait_for_leases()
-        for _ in range(3):
+        for attempt in range(3):
             done = run_newsmon(self.config, self.db, "poll", cwd=self.workdir)
             if done.returncode != 0:
                 raise RuntimeError(f"completion poll failed: {done.stderr[-2000:]}")
+            if attempt == 0:
+                self.tally.skipped_after = sum(1 for line in done.stdout.splitlines() if line.startswith("skipped"))
             if not any(line.startswith(("skipped", "error")) for line in done.stdout.splitlines()):
                 break
         self._check_after_kill()
