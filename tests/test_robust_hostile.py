@@ -13,7 +13,6 @@ counterpart (what a user sees in the archive and in ``feeds list``).
 
 from __future__ import annotations
 
-import gzip as gzip_module
 import secrets
 import struct
 import zlib
