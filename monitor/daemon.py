@@ -37,7 +37,7 @@ from monitor.store import Store
 from monitor.store import leases
 from monitor.store.leases import DueFeed, feed_host
 from monitor.store.retention import run_retention
-from monitor.store.status import checkpoint, optimize, pid_alive, write_heartbeat
+from monitor.store.status import checkpoint, optimize, write_heartbeat
 from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Daemon:
         self.db_path = db_path
         self.options = options or DaemonOptions.from_env()
         self.notifier = notifier or Notifier()
-        self.owner = f"daemon-{socket.gethostname()}-{os.getpid()}"
+        self.owner = leases.owner_id("daemon")
         self.started = utcnow()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -141,17 +141,7 @@ class Daemon:
     def _release_dead_leases(self) -> None:
         """Leases left by a daemon of this host that died (crash, SIGKILL) are freed now rather than at expiry,
         so the feeds it was polling are not held back after a restart."""
-        prefix = f"daemon-{socket.gethostname()}-"
-        store = self._require_store()
-        with store.reading() as conn:
-            owners = leases.lease_owners(conn, prefix)
-        for owner in owners:
-            pid_text = owner[len(prefix):]
-            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
-                continue
-            with store.transaction() as conn:
-                released = leases.release_all_leases(conn, owner)
-            log.info("released leases of a daemon that did not stop cleanly owner=%s feeds=%d", owner, released)
+        leases.release_dead_owners(self._require_store(), ("daemon",))
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> None:

@@ -21,7 +21,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
-from urllib.parse import urlsplit
 
 from monitor import alerts as alerts_module
 from monitor.config import Config, FeedConfig
@@ -422,10 +421,6 @@ def _ingest(
 # --------------------------------------------------------------------------- many feeds
 
 
-def feed_host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
-
-
 def poll_feeds(
     ctx: PollContext, names: Sequence[str], *, owner: str,
     on_result: Callable[[FeedPollResult], None] | None = None,
@@ -436,13 +431,13 @@ def poll_feeds(
     host_slots: dict[str, threading.BoundedSemaphore] = {}
     for name in names:
         feed = ctx.config.feed(name)
-        host = feed_host(feed.url) if feed else ""
+        host = leases.feed_host(feed.url) if feed else ""
         host_slots.setdefault(host, threading.BoundedSemaphore(settings.per_host))
     results: list[FeedPollResult] = []
 
     def run(name: str) -> FeedPollResult:
         feed = ctx.config.feed(name)
-        with host_slots[feed_host(feed.url) if feed else ""]:
+        with host_slots[leases.feed_host(feed.url) if feed else ""]:
             return refresh_feed(ctx, name, owner=owner)
 
     with ThreadPoolExecutor(max_workers=max(1, min(settings.concurrency, len(names))),

@@ -13,14 +13,19 @@ Times are compared as fixed-width UTC ISO strings (``timeutil.to_iso``), which s
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from monitor.errors import StoreError
 from monitor.timeutil import to_iso
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +196,29 @@ def lease_owners(conn: Any, prefix: str) -> list[str]:
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read lease holders: {exc}") from exc
     return [row[0] for row in rows]
+
+
+def owner_id(kind: str) -> str:
+    """The lease owner name of this process: ``{kind}-{host}-{pid}`` (kind: daemon, poll)."""
+    return f"{kind}-{socket.gethostname()}-{os.getpid()}"
+
+
+def release_dead_owners(store: "Store", kinds: Sequence[str]) -> int:
+    """Free now, rather than at expiry, the leases held by processes of this host of these ``kinds``
+    (see :func:`owner_id`) that no longer run (crash, SIGKILL); returns how many were freed."""
+    from monitor.store.status import pid_alive
+
+    freed = 0
+    for kind in kinds:
+        prefix = f"{kind}-{socket.gethostname()}-"
+        with store.reading() as conn:
+            owners = lease_owners(conn, prefix)
+        for owner in owners:
+            pid_text = owner[len(prefix):]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
+                continue
+            with store.transaction() as conn:
+                released = release_all_leases(conn, owner)
+            freed += released
+            log.info("released leases of a %s that did not stop cleanly owner=%s feeds=%d", kind, owner, released)
+    return freed
