@@ -22,9 +22,8 @@ from typing import Sequence
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "corpora"
 
-# Runs the real root command. Until the lead attaches every command group to it, the ones that exist in
-# the package but are not attached yet (run, status, backup, feeds add ...) are added in this process only.
-# At exit it writes the process's own peak RSS (VmHWM, kB) to $ROBUST_HWM_FILE when that is set.
+# The real root command (`python -m monitor` does the same). At exit it writes the process's own peak RSS
+# (VmHWM, kB) to $ROBUST_HWM_FILE when that is set.
 _SHIM = """
 import atexit, os
 def _hwm():
@@ -37,20 +36,7 @@ def _hwm():
                 with open(target, "w") as out:
                     out.write(line.split()[1])
 atexit.register(_hwm)
-from monitor.cli import cli, main
-try:
-    from monitor.cli.daemon_cmds import COMMANDS as _daemon
-except ImportError:
-    _daemon = ()
-for _command in _daemon:
-    cli.commands.get(_command.name) or cli.add_command(_command)
-if "search" not in cli.commands:
-    try:
-        from monitor.cli.search import search_cmd as _search
-    except ImportError:
-        _search = None
-    if _search is not None:
-        cli.add_command(_search, "search")
+from monitor.cli import main
 main()
 """
 
