@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -88,4 +89,28 @@ def test_rematch_since_leaves_older_matches_alone(tmp_path: Path) -> None:
     result = rematch(conn, RuleSet.compile([("mali", "Somalia")]), now=NOW, since="2026-02-16T00:00:00Z")
     assert result.articles == 2 and result.rules["mali"].removed == 1
     assert 1 in articles_for_rule(conn, "mali") and 17 not in articles_for_rule(conn, "mali")
+    store.close()
+
+
+def test_poll_bulk_and_stored_docs_are_one_definition(tmp_path: Path) -> None:
+    """The doc the poll path matches, the one the bulk path matches and the stored one agree."""
+    from monitor.models import Article
+    from monitor.pipeline import ingest_articles
+    from monitor.store.bulk import BulkArticle, FeedLink, bulk_insert
+    from monitor.store.matches import match_doc
+
+    store = Store.open(tmp_path / "a.db")
+    article = Article(key="url:https://www.rfi.fr/mali", url="https://www.rfi.fr/mali", guid=None,
+                      title="Bamako", summary="Le Mali", content="", published=NOW, published_source="published",
+                      undated=False, first_seen=NOW, language="fr", domain="rfi.fr")
+    seen = ingest_articles(store, "RFI", [article], now=NOW, ruleset=RuleSet.compile([("m", "Mali")]))
+    other = replace(article, key="url:https://bbc.co.uk/x", url="https://bbc.co.uk/x", domain="bbc.co.uk")
+    bulk = bulk_insert(store, [BulkArticle(other, (FeedLink("BBC"), FeedLink("RFI")))], now=NOW,
+                       ruleset=RuleSet.compile([("m", "Mali")]), keep_ids=True)
+    for article_id, source in ((seen.article_ids[0], article), (bulk.article_ids[0], other)):
+        stored = article_doc(store.conn, article_id)
+        assert match_doc(store.conn, article_id, source) == stored
+        assert stored.domain == source.domain and stored.language == "fr"
+    assert article_doc(store.conn, bulk.article_ids[0]).feeds == ["BBC", "RFI"]
+    assert articles_for_rule(store.conn, "m") == [seen.article_ids[0], bulk.article_ids[0]]
     store.close()
