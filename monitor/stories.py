@@ -69,10 +69,10 @@ class Tuning:
     lead_chars: int = 1500           # characters of summary/content read after the title
     article_terms: int = 80          # strongest terms kept in an article vector
     centroid_terms: int = 100        # strongest terms kept in a story centroid
-    probe_terms: int = 10            # rare terms used to look up candidate stories
+    probe_terms: int = 8             # rare terms used to look up candidate stories
     post_terms: int = 12             # terms under which an article's story is indexed
     per_term: int = 20               # most recent stories read per probed term
-    max_candidates: int = 4          # candidate stories scored per article
+    max_candidates: int = 3          # candidate stories scored per article
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.05       # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
