@@ -29,7 +29,7 @@ import feedparser
 import feedparser.namespaces._base as _feedparser_base
 
 from monitor.errors import ParseError
-from monitor.jsonfeed import MAX_YEAR, MIN_YEAR, is_json_feed_version, parse_json_feed
+from monitor.jsonfeed import MAX_YEAR, MIN_YEAR, parse_json_feed
 from monitor.models import Entry, ParsedFeed
 
 logger = logging.getLogger(__name__)

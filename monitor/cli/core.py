@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import sys
 from typing import Any
 
@@ -49,15 +46,17 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     """
     from monitor import alerts
     from monitor.pipeline import build_context, poll_feeds
+    from monitor.store import leases
 
     config = app.config()
     names = _select_feeds(config, feed_names)
     store = app.store()
     store.sync_feeds(config.feeds)
-    _release_dead_leases(store)
+    # Leases of a poll or daemon of this host that was killed would hold their feeds back until expiry.
+    leases.release_dead_owners(store, ("poll", "daemon"))
     ctx = build_context(config, store, parallel_parse=len(names) >= PARALLEL_PARSE_FROM)
     show_progress = sys.stderr.isatty() and app.verbosity >= 0 and len(names) > 1
-    owner = f"poll-{socket.gethostname()}-{os.getpid()}"
+    owner = leases.owner_id("poll")
     try:
         if show_progress:
             with click.progressbar(length=len(names), label="polling", file=sys.stderr) as bar:
@@ -76,24 +75,6 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     if getattr(report, "sent", 0) or getattr(report, "failed", 0) or getattr(report, "retrying", 0):
         summary += f"; alerts sent={report.sent} retrying={getattr(report, 'retrying', 0)} failed={report.failed}"
     click.echo(summary, err=True)
-
-
-def _release_dead_leases(store: Any) -> None:
-    """Feed leases left by a `newsmon poll` or daemon of this host that was killed are freed now rather than
-    at expiry (fetch_deadline + 60 s), so this poll does not skip the feeds it was polling."""
-    from monitor.store import leases
-    from monitor.store.status import pid_alive
-
-    for prefix in (f"poll-{socket.gethostname()}-", f"daemon-{socket.gethostname()}-"):
-        with store.reading() as conn:
-            owners = leases.lease_owners(conn, prefix)
-        for owner in owners:
-            pid_text = owner[len(prefix):]
-            if not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
-                continue
-            with store.transaction() as conn:
-                released = leases.release_all_leases(conn, owner)
-            log.info("released leases of a process that did not stop cleanly owner=%s feeds=%d", owner, released)
 
 
 def _select_feeds(config: Any, feed_names: tuple[str, ...]) -> list[str]:
@@ -181,7 +162,7 @@ def _feed_line(item: dict[str, Any]) -> str:
 @pass_app
 def feeds_check(app: AppContext, url: str, limit: int, output_format: str) -> None:
     """Fetch and parse one URL and show what would be stored (stores nothing)."""
-    from monitor.config import FeedConfig, load_config
+    from monitor.config import FeedConfig
     from monitor.fetch import Fetcher, FetchSettings
     from monitor.parse import parse_feed
     from monitor.pipeline import fetch_settings, normalize_feed
