@@ -8,7 +8,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.normalize import canonical_url
@@ -25,7 +25,7 @@ def write_config(path: Path, feeds: list[tuple[str, str]], extra: str = "") -> P
     return path
 
 
-def run(*args: str) -> "click.testing.Result":  # noqa: F821
+def run(*args: str) -> Result:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result
 
