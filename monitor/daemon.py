@@ -342,7 +342,8 @@ class Daemon:
             self._missing_alerts_logged = True
 
     def retention(self) -> None:
-        result = run_retention(self._require_store(), now=utcnow(), retention=self.config.monitor.retention)
+        result = run_retention(self._require_store(), now=utcnow(), retention=self.config.monitor.retention,
+                               story_window=self.config.monitor.story_window)
         log.debug("retention done articles=%d stories=%d fetch_log=%d",
                   result.articles, result.stories, result.fetch_log)
 

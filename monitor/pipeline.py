@@ -402,7 +402,7 @@ def _ingest(
             result.seen += 1
             if not write.linked:
                 continue
-        assignment = clusterer.assign(conn, write.article_id, article, feed_name)
+        assignment = clusterer.assign(conn, write.article_id, article, feed_name, now=now)
         matches: list[RuleMatch] = []
         if ruleset is not None:
             matches = ruleset.match(match_doc(conn, write.article_id, article))
@@ -415,6 +415,8 @@ def _ingest(
             )
             result.alerts += enqueued.created
             result.held_back += enqueued.held_back
+    # Document frequencies are counted in memory; write them in this transaction so none are lost at exit.
+    clusterer.flush(conn)
     return result
 
 

@@ -34,6 +34,7 @@ class RetentionResult:
     articles: int = 0
     stories: int = 0
     fetch_log: int = 0
+    postings: int = 0
 
 
 def _article_cleanup_tables(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -126,6 +127,21 @@ def _trim_fetch_log(db: sqlite3.Connection, *, now: datetime, keep: timedelta, b
     return cursor.rowcount
 
 
-def run_retention(store: Any, *, now: datetime, retention: timedelta) -> RetentionResult:
-    """Retention over a ``monitor.store.Store`` (its ``transaction()`` keeps the one-writer rule)."""
-    return delete_old_articles(store.transaction, now=now, retention=retention)
+def run_retention(store: Any, *, now: datetime, retention: timedelta,
+                  story_window: timedelta | None = None) -> RetentionResult:
+    """Retention over a ``monitor.store.Store`` (its ``transaction()`` keeps the one-writer rule).
+
+    With ``story_window``, the story index also forgets postings of stories too old for any new
+    article to join (older than the window, with a day's margin), so candidate look-ups stay small."""
+    result = delete_old_articles(store.transaction, now=now, retention=retention)
+    if story_window is not None:
+        from monitor.store.stories import prune_postings
+
+        try:
+            with store.transaction() as conn:
+                result.postings = prune_postings(raw_connection(conn), before=now - story_window - timedelta(days=1))
+        except sqlite3.Error as exc:
+            raise StoreError(f"retention failed to prune the story index: {exc}") from exc
+        if result.postings:
+            log.info("retention story_postings=%d", result.postings)
+    return result
