@@ -141,6 +141,8 @@ def _feed_line(item: dict[str, Any]) -> str:
         health = "GONE (410)"
     elif item["failing"]:
         health = f"FAILING x{item['consecutive_errors']}"
+    elif item["last_error"] and item["consecutive_errors"] == 0:
+        health = "error (outage)"  # the network was down: not counted against the feed
     elif item["last_error"]:
         health = f"error x{item['consecutive_errors']}"
     elif item["last_success"]:

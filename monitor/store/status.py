@@ -125,8 +125,9 @@ def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, An
         """
         SELECT COUNT(*),
                SUM(enabled = 1),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors > 0 AND consecutive_errors < :failing),
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL),
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors < :failing
+                   AND (consecutive_errors > 0 OR last_error IS NOT NULL)),
                SUM(enabled = 1 AND gone = 0 AND consecutive_errors >= :failing),
                SUM(enabled = 1 AND gone = 0 AND (next_check IS NULL OR next_check <= :now)),
                SUM(enabled = 1 AND gone = 0 AND lease_until >= :now),
@@ -148,8 +149,9 @@ def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, An
     ]
     erroring = [
         _feed_dict(r) for r in db.execute(
-            f"SELECT {columns} FROM feeds WHERE enabled = 1 AND gone = 0 AND consecutive_errors > 0 "
-            "AND consecutive_errors < ? ORDER BY consecutive_errors DESC, name", (failing_after,),
+            f"SELECT {columns} FROM feeds WHERE enabled = 1 AND gone = 0 AND consecutive_errors < ? "
+            "AND (consecutive_errors > 0 OR last_error IS NOT NULL) ORDER BY consecutive_errors DESC, name",
+            (failing_after,),
         )
     ]
     gone = [
