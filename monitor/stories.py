@@ -74,7 +74,7 @@ class Tuning:
     per_term: int = 20               # most recent stories read per probed term
     max_candidates: int = 3          # candidate stories scored per article
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
-    max_df_ratio: float = 0.05       # terms in more documents than this are never probed
+    max_df_ratio: float = 0.1        # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
     stem: bool = False               # strip English plural and verb endings
     name_pairs: bool = False         # two adjacent names also count as one term
