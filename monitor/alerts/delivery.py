@@ -25,6 +25,7 @@ import os
 import queue
 import socket
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class _Outcome:
     row: dict[str, Any]
     error: AlertError | None = None
     deferred: bool = False
+    recorded: threading.Event = field(default_factory=threading.Event)  # set once the outcome is in the archive
 
 
 def backoff(attempts: int) -> timedelta:
@@ -235,24 +237,34 @@ def _fold_into_summary(conn: sqlite3.Connection, spec: ChannelSpec, rows: list[d
 
 
 def _send_all(plan: dict[str, list[dict[str, Any]]], specs: dict[str, ChannelSpec]) -> Iterator[_Outcome]:
-    """Send each channel's batch in its own thread; yield outcomes as they come (marked by the caller)."""
+    """Send each channel's batch in its own thread; yield outcomes as they come (marked by the caller).
+
+    A channel thread sends its next alert only after the caller has recorded the previous outcome, so
+    at most one alert per channel is ever between its send and its mark (the documented window)."""
     if not plan:
         return
     results: queue.Queue[_Outcome | None] = queue.Queue()
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHANNELS, len(plan)),
                             thread_name_prefix="newsmon-alerts") as pool:
         for channel, rows in plan.items():
-            pool.submit(_send_channel, specs[channel], rows, results)
-        remaining = len(plan)
-        while remaining:
-            item = results.get()
-            if item is None:
-                remaining -= 1
-                continue
-            yield item
+            pool.submit(_send_channel, specs[channel], rows, results, stop)
+        try:
+            remaining = len(plan)
+            while remaining:
+                item = results.get()
+                if item is None:
+                    remaining -= 1
+                    continue
+                yield item
+                item.recorded.set()
+        finally:
+            # The caller stopped (an error while recording): the channel threads send nothing more.
+            stop.set()
 
 
-def _send_channel(spec: ChannelSpec, rows: list[dict[str, Any]], results: queue.Queue[_Outcome | None]) -> None:
+def _send_channel(spec: ChannelSpec, rows: list[dict[str, Any]], results: queue.Queue[_Outcome | None],
+                  stop: threading.Event) -> None:
     try:
         try:
             sender = build_channel(spec)
@@ -267,7 +279,11 @@ def _send_channel(spec: ChannelSpec, rows: list[dict[str, Any]], results: queue.
                     results.put(_Outcome(row, deferred=True))
                     continue
                 error = _send_one(sender, spec, row)
-                results.put(_Outcome(row, error))
+                outcome = _Outcome(row, error)
+                results.put(outcome)
+                while not outcome.recorded.wait(0.2):
+                    if stop.is_set():
+                        return
                 blocked = error is not None and error.retryable
         finally:
             close = getattr(sender, "close", None)
