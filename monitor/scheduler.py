@@ -33,6 +33,8 @@ from monitor.schedule import percentile
 from monitor.store.leases import DueFeed
 from monitor.timeutil import from_iso
 
+from monitor.errors import MonitorError, StoreError
+
 log = logging.getLogger(__name__)
 
 # Error kinds that say "we could not reach the server" (as opposed to "the server answered badly").
@@ -250,7 +252,12 @@ class Dispatcher:
             if error is not None:
                 with self._changed:
                     self.stats.crashed += 1
-                log.error("poll crashed feed=%s error=%s", feed.name, error, exc_info=error)
+                # A MonitorError (full disk, read-only archive) is a known condition: one line. Anything
+                # else is a bug in newsmon: its traceback is logged so that it can be fixed.
+                known = isinstance(error, MonitorError)
+                log.error("poll failed feed=%s kind=%s error=%s", feed.name,
+                          "store" if isinstance(error, StoreError) else type(error).__name__, error,
+                          exc_info=None if known else error)
             else:
                 result = future.result()
                 with self._changed:
