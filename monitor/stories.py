@@ -352,6 +352,7 @@ class StoryClusterer:
         self.window = window
         self.tuning = replace(Tuning(), **tuning)  # type: ignore[arg-type]
         self.frequencies = DocumentFrequencies()
+        self.vectors = story_store.VectorCache()
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the document counts still held in memory (call before closing, if convenient)."""
@@ -377,7 +378,8 @@ class StoryClusterer:
         if existing is not None:
             return self._seen_again(conn, existing, article_id, article, feed_name, arrived)
 
-        published = to_iso(article.published) or arrived
+        when = to_iso(article.published) or ""
+        published = when or arrived
         since = to_iso(article.published - self.window) or ""
         features = extract_features(article.title, _lead_text(article, self.tuning), self.tuning)
         terms = list(features.counts)
@@ -395,10 +397,11 @@ class StoryClusterer:
                 conn, article.fingerprint, article_id=article_id, since=since
             )
             if duplicate_of is not None:
-                state, score = story_store.load_story_states(conn, [duplicate_of])[0], 1.0
+                state, score = story_store.load_story_states(conn, [duplicate_of], self.vectors)[0], 1.0
         exact = state is not None
         if state is None and len(vector) >= self.tuning.min_terms:
-            state, score = self._best_story(conn, vector, names, features.title_names, df, documents, article)
+            state, score = self._best_story(conn, vector, names, features.title_names, df, documents, article,
+                                            since=since, when=when)
 
         if state is None:
             story_id = story_store.create_story(
@@ -429,7 +432,7 @@ class StoryClusterer:
     ) -> StoryAssignment:
         """Same article again (another feed, or revised): it stays; a revised headline follows."""
         added = story_store.add_source(conn, story_id, article_id, feed=feed, arrived=arrived)
-        state = story_store.load_story_states(conn, [story_id])[0]
+        state = story_store.load_story_states(conn, [story_id], self.vectors)[0]
         if state.headline_article_id == article_id and article.title and state.headline != article.title:
             state.headline = article.title
             story_store.update_story(conn, state, arrived=arrived)
@@ -444,17 +447,15 @@ class StoryClusterer:
         df: dict[str, int],
         documents: int,
         article: Article,
+        *,
+        since: str,
+        when: str,
     ) -> tuple[story_store.StoryState | None, float | None]:
         probes = self._probe_terms(vector, df, documents)
-        since = to_iso(article.published - self.window) or ""
-        ranked = story_store.candidate_stories(
+        states = story_store.candidate_states(
             conn, {term: vector[term] for term in probes}, since=since, per_term=self.tuning.per_term,
-            min_overlap=self.tuning.min_overlap, limit=self.tuning.max_candidates,
+            min_overlap=self.tuning.min_overlap, limit=self.tuning.max_candidates, cache=self.vectors,
         )
-        if not ranked:
-            return None, None
-        states = story_store.load_story_states(conn, ranked)
-        when = to_iso(article.published) or ""
         best, best_score = None, 0.0
         for state in states:
             score = self._score(vector, names, title_names, state, article, when)

@@ -158,6 +158,13 @@ def candidate_stories(
     """
     if not weights:
         return []
+    sql, params = _candidate_sql(weights, since=since, per_term=per_term, min_overlap=min_overlap, limit=limit)
+    return [row[0] for row in conn.execute(sql, params)]
+
+
+def _candidate_sql(
+    weights: dict[str, float], *, since: str, per_term: int, min_overlap: float, limit: int
+) -> tuple[str, list[object]]:
     parts = []
     params: list[object] = []
     for term, weight in weights.items():
@@ -171,23 +178,80 @@ def candidate_stories(
         "GROUP BY story_id HAVING overlap >= ? ORDER BY overlap DESC, story_id DESC LIMIT ?"
     )
     params.extend((min_overlap, limit))
-    return [row[0] for row in conn.execute(sql, params)]
+    return sql, params
 
 
-def load_story_states(conn: sqlite3.Connection, story_ids: Sequence[int]) -> list[StoryState]:
+_STATE_COLUMNS = (
+    "s.id, s.headline, s.headline_article_id, s.first_seen, s.first_feed, s.first_published, "
+    "s.last_published, s.article_count, s.language, s.join_count, s.join_score, s.vector"
+)
+
+
+class VectorCache:
+    """Decoded story vectors, keyed by story id and checked against the stored bytes.
+
+    A cached entry is used only when the ``vector`` blob just read is byte-for-byte the one it was
+    decoded from, so a story changed by another process (or a rolled-back transaction) is never
+    scored from a stale copy; the cache only saves decoding. Bounded: cleared when full.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._entries: dict[int, tuple[bytes, tuple[dict[str, float], set[str], dict[str, float], float]]] = {}
+
+    def decode(self, story_id: int, blob: bytes) -> tuple[dict[str, float], set[str], dict[str, float], float]:
+        entry = self._entries.get(story_id)
+        if entry is not None and entry[0] == blob:
+            return entry[1]
+        decoded = decode_story_vector(blob)
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[story_id] = (blob, decoded)
+        return decoded
+
+
+def _state(row: Sequence, cache: VectorCache | None) -> StoryState:
+    blob = row[11]
+    if cache is not None:
+        vector, names, headline_vector, norm = cache.decode(row[0], blob)
+    else:
+        vector, names, headline_vector, norm = decode_story_vector(blob)
+    return StoryState(*row[:11], vector=vector, names=names, headline_vector=headline_vector, norm=norm)
+
+
+def load_story_states(
+    conn: sqlite3.Connection, story_ids: Sequence[int], cache: VectorCache | None = None
+) -> list[StoryState]:
+    """States of ``story_ids`` (order not kept; missing ids left out). The decoded vectors are
+    shared with ``cache``: callers replace them, never change them in place."""
     states: list[StoryState] = []
     for chunk in _chunks(story_ids, 500):
         marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT id, headline, headline_article_id, first_seen, first_feed, first_published, "
-            f"last_published, article_count, language, join_count, join_score, vector FROM stories WHERE id IN ({marks})",
-            chunk,
-        )
-        for row in rows:
-            vector, names, headline_vector, norm = decode_story_vector(row[11])
-            states.append(StoryState(*row[:11], vector=vector, names=names, headline_vector=headline_vector,
-                                     norm=norm))
+        rows = conn.execute(f"SELECT {_STATE_COLUMNS} FROM stories s WHERE s.id IN ({marks})", chunk)
+        states.extend(_state(row, cache) for row in rows)
     return states
+
+
+def candidate_states(
+    conn: sqlite3.Connection,
+    weights: dict[str, float],
+    *,
+    since: str,
+    per_term: int,
+    min_overlap: float,
+    limit: int,
+    cache: VectorCache | None = None,
+) -> list[StoryState]:
+    """``candidate_stories`` and ``load_story_states`` in one query: the states, best first."""
+    if not weights:
+        return []
+    sql, params = _candidate_sql(weights, since=since, per_term=per_term, min_overlap=min_overlap, limit=limit)
+    rows = conn.execute(
+        f"SELECT {_STATE_COLUMNS} FROM ({sql}) c JOIN stories s ON s.id = c.story_id "
+        "ORDER BY c.overlap DESC, c.story_id DESC",
+        params,
+    )
+    return [_state(row, cache) for row in rows]
 
 
 def story_by_fingerprint(
