@@ -148,11 +148,10 @@ def _trust_case(title: str) -> bool:
     return capitalised / len(words) < 0.6
 
 
-def _shouting(matches: list[re.Match[str]]) -> bool:
+def _shouting(words: list[str]) -> bool:
     """Mostly upper-case text: its upper-case words are not acronyms."""
     long_words = upper = 0
-    for match in matches:
-        word = match.group()
+    for word in words:
         if len(word) > 3 and word[0].isalpha():
             long_words += 1
             upper += word.isupper()
@@ -171,13 +170,15 @@ def _scan(
         return
     text = _ACRONYM_DOTS.sub(lambda m: m.group(1).replace(".", ""), text)
     matches = list(_WORD.finditer(text))
-    if _shouting(matches):
+    words = [match.group() for match in matches]
+    if _shouting(words):
         text = text.lower()
         matches = list(_WORD.finditer(text))
+        words = [match.group() for match in matches]
+    stemming, pairing = tuning.stem, tuning.name_pairs
     previous_name: str | None = None
     previous_end = -1
-    for index, match in enumerate(matches):
-        raw = match.group()
+    for index, raw in enumerate(words):
         term = fold(raw)
         is_number = raw[0].isdigit()
         is_acronym = raw.isupper() and len(raw) >= 2 and not is_number
@@ -189,18 +190,18 @@ def _scan(
             term = raw  # acronyms stay upper-case so "US" is not "us"
         elif not is_number:
             is_name = trust_case and raw[0].isupper() and _looks_like_name(text, matches, index)
-            if tuning.stem:
+            if stemming:
                 term = stem(term)
         if is_name:
             names.add(term)
-            if tuning.name_pairs and previous_name is not None and text[previous_end:match.start()].strip() == "":
+            if pairing and previous_name is not None and text[previous_end:matches[index].start()].strip() == "":
                 pair = f"{previous_name}_{term}"
                 names.add(pair)
                 counts[pair] = counts.get(pair, 0.0) + weight
             previous_name = None if is_number else term
         else:
             previous_name = None
-        previous_end = match.end()
+        previous_end = matches[index].end() if pairing else -1
         counts[term] = counts.get(term, 0.0) + weight
 
 
@@ -407,10 +408,11 @@ class StoryClusterer:
             story_id = story_store.create_story(
                 conn, headline=article.title, article_id=article_id, feed=feed_name,
                 published=published, arrived=arrived, language=article.language, vector=vector, names=names,
-                headline_vector=title_vector,
+                headline_vector=title_vector, cache=self.vectors,
             )
             story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
-            story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False)
+            story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False,
+                                   new_story=True)
             story_store.post_terms(conn, story_id, self._posting_terms(vector), last_published=published,
                                    stale_before=published)
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
@@ -435,7 +437,7 @@ class StoryClusterer:
         state = story_store.load_story_states(conn, [story_id], self.vectors)[0]
         if state.headline_article_id == article_id and article.title and state.headline != article.title:
             state.headline = article.title
-            story_store.update_story(conn, state, arrived=arrived)
+            story_store.update_story(conn, state, arrived=arrived, cache=self.vectors)
         return StoryAssignment(story_id, created=False, joined=False, source_added=added)
 
     def _best_story(
@@ -552,7 +554,7 @@ class StoryClusterer:
             state.first_feed = feed
         state.last_published = max(state.last_published, published)
         self._choose_headline(state, article_id, article, title_vector)
-        story_store.update_story(conn, state, arrived=arrived)
+        story_store.update_story(conn, state, arrived=arrived, cache=self.vectors)
         stale_before = to_iso(from_iso(state.last_published) - self.tuning.posting_refresh)  # type: ignore[operator]
         story_store.post_terms(conn, state.id, self._posting_terms(vector), last_published=state.last_published,
                                stale_before=stale_before or state.last_published)

@@ -278,3 +278,39 @@ def test_prune_postings_keeps_recent_stories_findable(ingest: Ingest, store: Sto
     assert recent > 0  # the background stories of the last days keep theirs
     _, again = ingest.new(*QUAKE[1], "outlet1", T0)
     assert again.created
+
+
+def test_vector_cache_follows_the_stored_bytes(store: Store) -> None:
+    """A cached decoding is reused only for the very blob it came from; the copy kept at write time
+    is exactly what a fresh decoding of the written blob gives."""
+    cache = story_store.VectorCache()
+    first = story_store.encode_vector({"vanuatu": 0.3, "quake": 0.1}, {"vanuatu"}, {"vanuatu": 1.0})
+    second = story_store.encode_vector({"vila": 0.7}, {"vila"}, {})
+    assert cache.decode(5, first)[0].keys() == {"vanuatu", "quake"}
+    assert cache.decode(5, second)[0].keys() == {"vila"}  # same story, changed elsewhere: decoded again
+    with store.transaction() as conn:
+        story_id = story_store.create_story(
+            conn, headline="h", article_id=1, feed="f", published="2026-02-17T08:00:00Z",
+            arrived="2026-02-17T08:00:00Z", language="en", vector={"vanuatu": 0.123456789, "quake": 0.3},
+            names={"vanuatu"}, headline_vector={"quake": 1 / 3}, cache=cache,
+        )
+        blob = conn.execute("SELECT vector FROM stories WHERE id = ?", (story_id,)).fetchone()[0]
+    assert cache.decode(story_id, blob) == story_store.decode_story_vector(blob)
+
+
+def test_a_story_changed_by_another_writer_is_read_afresh(store: Store) -> None:
+    """Two clusterers (two processes' worth of state) on one archive: each sees the other's joins."""
+    one = Ingest(store, StoryClusterer(window=timedelta(days=7)))
+    two = Ingest(store, StoryClusterer(window=timedelta(days=7)))
+    for index, (title, summary) in enumerate(BACKGROUND):
+        one.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
+    _, first = one.new(*QUAKE[0], "outlet0", T0)
+    _, second = two.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
+    _, third = one.new(*QUAKE[2], "outlet2", T0 + timedelta(minutes=40))
+    assert second.story_id == first.story_id == third.story_id
+    with store.transaction() as conn:
+        count, blob = conn.execute("SELECT article_count, vector FROM stories WHERE id = ?",
+                                   (first.story_id,)).fetchone()
+    assert count == 3
+    centroid = story_store.decode_vector(blob)[0]
+    assert "centred" in centroid  # only the second text (joined by the other clusterer) has it: not a stale copy

@@ -209,6 +209,13 @@ class VectorCache:
         self._entries[story_id] = (blob, decoded)
         return decoded
 
+    def remember(self, story_id: int, blob: bytes, decoded: tuple[dict[str, float], set[str], dict[str, float], float]
+                 ) -> None:
+        """Record a blob this process just wrote (checked against the stored bytes when read)."""
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[story_id] = (blob, decoded)
+
 
 def _state(row: Sequence, cache: VectorCache | None) -> StoryState:
     blob = row[11]
@@ -280,15 +287,19 @@ def create_story(
     vector: dict[str, float],
     names: set[str],
     headline_vector: dict[str, float],
+    cache: VectorCache | None = None,
 ) -> int:
+    blob, decoded = _encode(vector, names, headline_vector)
     cursor = conn.execute(
         "INSERT INTO stories(headline, headline_article_id, first_seen, updated, first_article_id, "
         "first_feed, first_published, last_published, article_count, language, vector) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-        (headline, article_id, published, arrived, article_id, feed, published, published, language,
-         encode_vector(vector, names, headline_vector)),
+        (headline, article_id, published, arrived, article_id, feed, published, published, language, blob),
     )
-    return int(cursor.lastrowid)
+    story_id = int(cursor.lastrowid)
+    if cache is not None:
+        cache.remember(story_id, blob, decoded)
+    return story_id
 
 
 def add_article(
@@ -301,14 +312,15 @@ def add_article(
 
 
 def add_source(
-    conn: sqlite3.Connection, story_id: int, article_id: int, *, feed: str, arrived: str, touch: bool = True
+    conn: sqlite3.Connection, story_id: int, article_id: int, *, feed: str, arrived: str, touch: bool = True,
+    new_story: bool = False,
 ) -> bool:
     """Record that ``feed`` carried ``article_id``; True when the feed is new to the story.
 
     ``touch``: a new outlet moves the story's ``updated`` to ``arrived`` (callers that rewrite the
-    story row anyway pass False).
+    story row anyway pass False). ``new_story``: the story was just created (no outlet to check).
     """
-    known = conn.execute(
+    known = None if new_story else conn.execute(
         "SELECT 1 FROM story_sources WHERE story_id = ? AND feed = ? LIMIT 1", (story_id, feed)
     ).fetchone()
     conn.execute(
@@ -325,16 +337,20 @@ def update_story(
     state: StoryState,
     *,
     arrived: str,
+    cache: VectorCache | None = None,
 ) -> None:
     """Write back a state the clusterer changed (headline, times, first outlet, centroid)."""
+    blob, decoded = _encode(state.vector, state.names, state.headline_vector)
     conn.execute(
         "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
         "first_published = ?, last_published = ?, article_count = ?, join_count = ?, join_score = ?, vector = ?, "
         "updated = max(updated, ?) WHERE id = ?",
         (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
          state.first_published, state.last_published, state.article_count, state.join_count, state.join_score,
-         encode_vector(state.vector, state.names, state.headline_vector), arrived, state.id),
+         blob, arrived, state.id),
     )
+    if cache is not None:
+        cache.remember(state.id, blob, decoded)
 
 
 def post_terms(
@@ -459,7 +475,15 @@ _HEADER = struct.Struct("<HHHf")
 
 
 def encode_vector(vector: dict[str, float], names: set[str], headline: dict[str, float]) -> bytes:
-    """A story's centroid, its name terms and its headline's vector, packed for fast reading.
+    return _encode(vector, names, headline)[0]
+
+
+def _encode(
+    vector: dict[str, float], names: set[str], headline: dict[str, float]
+) -> tuple[bytes, tuple[dict[str, float], set[str], dict[str, float], float]]:
+    """The packed blob and exactly what ``decode_story_vector`` will read back from it.
+
+    A story's centroid, its name terms and its headline's vector, packed for fast reading.
 
     Layout: three little-endian uint16 (centroid terms, of which names, headline terms) and the
     centroid's norm (float32), then float32 weights (centroid, names first, then headline), then
@@ -471,10 +495,17 @@ def encode_vector(vector: dict[str, float], names: set[str], headline: dict[str,
     weights = array("f", [vector[term] for term in ordered])
     norm = math.sqrt(sum(weight * weight for weight in weights))
     weights.extend(headline.values())
+    count = len(ordered)
+    header = _HEADER.pack(count, name_count, len(headline), norm)
+    if count + len(headline) == 0:
+        decoded: tuple[dict[str, float], set[str], dict[str, float], float] = ({}, set(), {}, 0.0)
+    else:
+        decoded = (dict(zip(ordered, weights[:count])), set(named), dict(zip(headline, weights[count:])),
+                   _HEADER.unpack_from(header)[3])
     if sys.byteorder == "big":
         weights.byteswap()
     words = "\n".join([*ordered, *headline]).encode("utf-8")
-    return _HEADER.pack(len(ordered), name_count, len(headline), norm) + weights.tobytes() + words
+    return header + weights.tobytes() + words, decoded
 
 
 def decode_vector(blob: bytes) -> tuple[dict[str, float], set[str], dict[str, float]]:
