@@ -16,6 +16,8 @@ in arrival order. The method, in short:
    A guard against similar-but-different events (another arrest at the same club, another
    quake in the same country): when most of the headline's names are new to a story, a higher
    score is needed, and higher still when the story's own main names are missing from the article.
+   A short text (a one-line summary, under ``short_terms`` terms) also needs a higher score: a
+   single shared name gives two such texts a high cosine without them being one event.
    Across languages (article and story languages known and different) the score is the
    similarity of names and numbers only.
 4. Headline: when an article joins, its title competes with the current headline; the one
@@ -81,6 +83,8 @@ class Tuning:
     posting_refresh: timedelta = timedelta(hours=6)  # index entries younger than this are not rewritten
     min_shared: int = 3              # distinct terms an article must share with a story to join it
     min_terms: int = 3               # articles with fewer terms only start stories
+    short_terms: int = 30            # an article with fewer terms than this (a one-line summary) ...
+    short_threshold: float = 0.4     # ... needs this score to join: one shared name is not enough evidence
 
 
 _STOPWORDS = frozenset(
@@ -498,6 +502,8 @@ class StoryClusterer:
                 needed = max(needed, self.tuning.conflict_threshold)
         if _numbers_disagree(vector, state.vector):
             needed = max(needed, self.tuning.numbers_threshold)
+        if len(vector) < self.tuning.short_terms:
+            needed = max(needed, self.tuning.short_threshold)
         return score if score >= needed else 0.0
 
     def _name_similarity(self, vector: dict[str, float], names: set[str], state: story_store.StoryState) -> float:

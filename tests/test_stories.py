@@ -314,3 +314,22 @@ def test_a_story_changed_by_another_writer_is_read_afresh(store: Store) -> None:
     assert count == 3
     centroid = story_store.decode_vector(blob)[0]
     assert "centred" in centroid  # only the second text (joined by the other clusterer) has it: not a stale copy
+
+
+def test_one_line_texts_sharing_one_name_stay_apart(ingest: Ingest) -> None:
+    """Two short summaries about one skater but different stories: a shared name (and a common word)
+    give them a cosine above the plain threshold (0.37 here); short texts need more (``short_threshold``)."""
+    _, backflip = ingest.new(
+        "Kessler made history with his Olympic backflip, but some say the glory was owed to another skater",
+        "Anton Kessler landed the first legal backflip at the Games.", "outlet0", T0)
+    _, abuse = ingest.new("Anton Kessler hints at inevitable crash amid pressure and online hate",
+                          "The skater said abuse from trolls was heavy.", "outlet1", T0 + timedelta(hours=5))
+    assert abuse.created and abuse.story_id != backflip.story_id
+
+
+def test_one_line_rewrites_still_join(ingest: Ingest) -> None:
+    _, first = ingest.new("Accused Bondi Beach killer Naveed Akram appears in court by video link",
+                          "", "outlet0", T0)
+    _, second = ingest.new("Accused Bondi killer Naveed Akram appears in court by video link", "", "outlet1",
+                           T0 + timedelta(hours=3))
+    assert second.joined and second.story_id == first.story_id
