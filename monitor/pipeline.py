@@ -123,14 +123,11 @@ def refresh_feed(ctx: PollContext, feed_name: str, *, owner: str, now: datetime 
 def _refresh_leased(
     ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, owner: str, started: float,
 ) -> FeedPollResult:
+    # A permanent redirect seen earlier is followed directly; the validators belong to the URL that sent
+    # them (sync_feeds clears both when the configured URL changes).
     url = row.get("permanent_url") or feed.url
-    same_url = row.get("url") == feed.url
     try:
-        result = ctx.fetcher.fetch(
-            url,
-            etag=row.get("etag") if same_url else None,
-            last_modified=row.get("last_modified") if same_url else None,
-        )
+        result = ctx.fetcher.fetch(url, etag=row.get("etag"), last_modified=row.get("last_modified"))
     except FetchError as exc:
         return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
                                http_status=exc.status, retry_after=exc.retry_after)
