@@ -112,6 +112,17 @@ def build_server(copies: int) -> tuple[FeedServer, list[tuple[str, str]], int]:
 # --------------------------------------------------------------------------- tools
 
 
+def cold_and_warm(tool: str, command: list[str], *, cwd: Path, db: Path, table: str, note: str = "",
+                  env: dict[str, str] | None = None) -> list[Measure]:
+    """Run the same command twice (empty database, then nothing changed), counting the rows of ``table``."""
+    results = []
+    for phase in ("cold", "warm"):
+        wall, cpu, peak, _ = run_measured(command, cwd=cwd, env=env)
+        items = sqlite3.connect(db).execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        results.append(Measure(tool, phase, items, wall, cpu, peak, note))
+    return results
+
+
 def bench_newsmon(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
     folder = work / "newsmon"
     folder.mkdir()
@@ -122,12 +133,7 @@ def bench_newsmon(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
     config.write_text("\n".join(lines))
     db = folder / "archive.db"
     command = [sys.executable, "-m", "monitor", "-q", "--config", str(config), "--db", str(db), "poll"]
-    results = []
-    for phase in ("cold", "warm"):
-        wall, cpu, peak, _ = run_measured(command, cwd=REPO)
-        items = sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0]
-        results.append(Measure("newsmon", phase, items, wall, cpu, peak))
-    return results
+    return cold_and_warm("newsmon", command, cwd=REPO, db=db, table="articles")
 
 
 def find_feed2exec() -> str | None:
@@ -144,12 +150,8 @@ def bench_feed2exec(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
     ini.write_text("".join(f"[{name}]\nurl = {url}\noutput = feed2exec.plugins.null\n\n" for name, url in feeds))
     db = folder / "feed2exec.db"
     command = [executable, "--config", str(ini), "--database", str(db), "fetch", "--parallel"]
-    results = []
-    for phase in ("cold", "warm"):
-        wall, cpu, peak, _ = run_measured(command, cwd=folder)
-        items = _count_rows(db, "feed2exec")
-        results.append(Measure("feed2exec", phase, items, wall, cpu, peak, "fetch --parallel"))
-    return results
+    # feed2exec remembers every item it has seen in its table feedcache.
+    return cold_and_warm("feed2exec", command, cwd=folder, db=db, table="feedcache", note="fetch --parallel")
 
 
 def bench_newsboat(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
@@ -165,21 +167,8 @@ def bench_newsboat(work: Path, feeds: list[tuple[str, str]]) -> list[Measure]:
     cache = folder / "cache.db"
     env = dict(os.environ, HOME=str(folder))
     command = [executable, "-u", str(urls), "-c", str(cache), "-C", str(config), "-x", "reload"]
-    results = []
-    for phase in ("cold", "warm"):
-        wall, cpu, peak, _ = run_measured(command, cwd=folder, env=env)
-        items = sqlite3.connect(cache).execute("SELECT count(*) FROM rss_item").fetchone()[0]
-        results.append(Measure("newsboat", phase, items, wall, cpu, peak, "reload-threads 8"))
-    return results
-
-
-def _count_rows(db: Path, tool: str) -> int | None:
-    conn = sqlite3.connect(db)
-    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    for table in ("feedcache", "entries", "items"):
-        if table in tables:
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    return None
+    return cold_and_warm("newsboat", command, cwd=folder, db=cache, table="rss_item", note="reload-threads 8",
+                         env=env)
 
 
 def main() -> None:
