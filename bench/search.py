@@ -56,6 +56,12 @@ SEED = 20260217
 QUERIES: dict[str, tuple[str, str, str, Callable[[], list[object]]]] = {}
 
 
+def remove_archive(path: Path) -> None:
+    """Delete a SQLite archive with its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
 def _since_days(days: int) -> Callable[[], list[object]]:
     def make() -> list[object]:
         moment = datetime.now(timezone.utc) - timedelta(days=days)
@@ -136,8 +142,7 @@ def make_articles(count: int, runs: list[str], end: datetime, start_index: int =
 
 def build(path: Path, count: int, runs: list[str]) -> dict[str, float]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     end = datetime.now(timezone.utc).replace(microsecond=0)
     store = Store.open(path)
     store.conn.execute("PRAGMA cache_size = -262144")
@@ -170,8 +175,7 @@ def generation_rate(runs: list[str], count: int = 50_000) -> float:
 def raw_insert_rate(folder: Path, runs: list[str], count: int = 100_000) -> float:
     """Baseline: the same article rows inserted with executemany into a fresh archive (FTS triggers on)."""
     path = folder / "raw-insert.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     store = Store.open(path)
     store.conn.execute("PRAGMA cache_size = -262144")
     end = datetime.now(timezone.utc).replace(microsecond=0)
@@ -192,16 +196,14 @@ def raw_insert_rate(folder: Path, runs: list[str], count: int = 100_000) -> floa
                 "language, domain, feed_id) VALUES (?, ?, ?, ?, ?, ?, 'published', ?, ?, ?, ?)", rows)
     rate = count / (time.perf_counter() - started)
     store.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     return rate
 
 
 def bulk_rate(folder: Path, runs: list[str], count: int = 100_000) -> float:
     """newsmon's bulk path on the same rows as ``raw_insert_rate``, into a fresh archive (same run, same load)."""
     path = folder / "bulk-insert.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     store = Store.open(path)
     store.conn.execute("PRAGMA cache_size = -262144")
     end = datetime.now(timezone.utc).replace(microsecond=0)
@@ -210,8 +212,7 @@ def bulk_rate(folder: Path, runs: list[str], count: int = 100_000) -> float:
     bulk_insert(store, items, batch_size=5000)
     rate = count / (time.perf_counter() - started)
     store.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     return rate
 
 
@@ -220,8 +221,7 @@ def clustering_rate(folder: Path, runs: list[str], count: int = 3000) -> float:
     from monitor.stories import StoryClusterer
 
     path = folder / "cluster-sample.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     store = Store.open(path)
     end = datetime.now(timezone.utc).replace(microsecond=0)
     items = list(make_articles(count, runs, end, start_index=2 * 10**9))
@@ -229,8 +229,7 @@ def clustering_rate(folder: Path, runs: list[str], count: int = 3000) -> float:
     bulk_insert(store, items, batch_size=1000, clusterer=StoryClusterer())
     rate = count / (time.perf_counter() - started)
     store.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    remove_archive(path)
     return rate
 
 
