@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -25,6 +26,12 @@ def to_iso(value: datetime | None) -> str | None:
     """A UTC ISO-8601 string with a Z, fixed width so that strings sort as times."""
     if value is None:
         return None
+    return _iso(value)
+
+
+@lru_cache(maxsize=4096)
+def _iso(value: datetime) -> str:
+    """Cached: ingest formats the same few times (a poll's clock, an article's dates) again and again."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).strftime(ISO_FORMAT)
