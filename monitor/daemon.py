@@ -196,6 +196,8 @@ class Daemon:
         if previous is not None and previous.config.monitor.story_window == config.monitor.story_window:
             clusterer = previous.clusterer
         else:
+            if previous is not None:
+                pipeline.flush_clusterer(self._require_store(), previous.clusterer)
             clusterer = StoryClusterer(window=config.monitor.story_window)
         return pipeline.PollContext(store=self._require_store(), fetcher=fetcher, config=config,
                                     ruleset=ruleset, clusterer=clusterer)
@@ -424,6 +426,8 @@ class Daemon:
             idle = False
         store = self._require_store()
         with store.transaction() as conn:
+            if self._ctx is not None:
+                self._ctx.clusterer.flush(conn)  # the document counts still held in memory
             released = leases.release_all_leases(conn, self.owner)
             write_heartbeat(conn, {"pid": None, "stopped": to_iso(utcnow()), "last_tick": to_iso(utcnow()),
                                    "stats": self._stats()})

@@ -35,7 +35,7 @@ from monitor.schedule import next_check
 from monitor.store import Store
 from monitor.store import leases
 from monitor.store.matches import match_doc, record_matches
-from monitor.stories import StoryClusterer
+from monitor.stories import Features, StoryClusterer, Tuning, article_features
 from monitor.timeutil import from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,23 @@ class PollContext:
     parser: "FeedParser | None" = None     # parses in worker processes; None parses in the calling thread
 
     def close(self) -> None:
-        """Release the network client and the parser processes (not the store: the caller owns it)."""
-        self.fetcher.close()
-        if self.parser is not None:
-            self.parser.close()
+        """Write the clusterer's pending counts; release the network client and the parser processes
+        (not the store: the caller owns it)."""
+        try:
+            flush_clusterer(self.store, self.clusterer)
+        finally:
+            self.fetcher.close()
+            if self.parser is not None:
+                self.parser.close()
+
+
+def flush_clusterer(store: Store, clusterer: StoryClusterer) -> None:
+    """Write the document counts a clusterer still holds in memory (statistics: a failure is logged)."""
+    try:
+        with store.transaction() as conn:
+            clusterer.flush(conn)
+    except StoreError as exc:
+        log.warning("story statistics not written error=%s", exc)
 
 
 @dataclass
@@ -83,13 +96,14 @@ def build_context(config: Config, store: Store, *, parallel_parse: bool = False)
     """A context over an open store; the caller owns the store and calls ``ctx.close()``.
     ``parallel_parse`` parses in one worker process per core (worth it when many feeds are polled)."""
     workers = os.cpu_count() or 1
+    clusterer = StoryClusterer(window=config.monitor.story_window)
     return PollContext(
         store=store,
         fetcher=Fetcher(fetch_settings(config)),
         config=config,
         ruleset=compile_ruleset(config),
-        clusterer=StoryClusterer(window=config.monitor.story_window),
-        parser=FeedParser(workers) if parallel_parse and workers > 1 else None,
+        clusterer=clusterer,
+        parser=FeedParser(workers, tuning=clusterer.tuning) if parallel_parse and workers > 1 else None,
     )
 
 
@@ -140,7 +154,7 @@ def _refresh_leased(
 
     parser = ctx.parser or INLINE_PARSER
     try:
-        parsed, articles, single_link = parser.parse(result, feed, now=now)
+        parsed, articles, single_link, features = parser.parse(result, feed, now=now)
     except ParseError as exc:
         return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
                                http_status=result.status, retry_after=None)
@@ -158,7 +172,7 @@ def _refresh_leased(
         outcome = _ingest(
             conn, ctx.store, row["id"], feed.name, articles, now=now, clusterer=ctx.clusterer,
             ruleset=ctx.ruleset, config=ctx.config, catch_up=catch_up, merge_urls=not single_link,
-            first_poll=not row.get("first_polled"),
+            first_poll=not row.get("first_polled"), features=features,
         )
         ctx.store.update_feed(conn, row["id"], **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome="ok", http_status=result.status,
@@ -198,8 +212,11 @@ class FeedMeta:
     entries: int
 
 
-def _parse_job(body: bytes, headers: dict[str, str], url: str, feed: FeedConfig, now: datetime) -> tuple[Any, ...]:
-    """Parse and normalise one fetched feed; runs in a worker process, so errors travel as values."""
+def _parse_job(
+    body: bytes, headers: dict[str, str], url: str, feed: FeedConfig, now: datetime, tuning: Tuning | None = None,
+) -> tuple[Any, ...]:
+    """Parse and normalise one fetched feed; runs in a worker process, so errors travel as values.
+    With ``tuning``, each article's story features are computed here too (off the writer's path)."""
     try:
         parsed = parse_feed(body, headers, url)
     except ParseError as exc:
@@ -207,7 +224,8 @@ def _parse_job(body: bytes, headers: dict[str, str], url: str, feed: FeedConfig,
     articles, single_link = normalize_feed(parsed, feed, base_url=url, now=now)
     meta = FeedMeta(parsed.format, parsed.title, parsed.language, parsed.ttl_minutes, parsed.bozo,
                     len(parsed.entries))
-    return ("ok", meta, articles, single_link)
+    features = [article_features(article, tuning) for article in articles] if tuning is not None else None
+    return ("ok", meta, articles, single_link, features)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -231,8 +249,9 @@ class FeedParser:
     many feeds uses every core (threads share one interpreter lock). A worker that dies (a parser
     crash, memory exhaustion on a hostile feed) fails only that feed, and the pool is rebuilt."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, tuning: Tuning | None = None) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.tuning = tuning  # the clusterer's: its features are computed in the workers
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -245,13 +264,17 @@ class FeedParser:
                                                      initializer=_exit_with_parent, initargs=(os.getpid(),))
             return self._executor
 
-    def parse(self, result: FetchResult, feed: FeedConfig, *, now: datetime) -> tuple[FeedMeta, list[Article], bool]:
+    def parse(
+        self, result: FetchResult, feed: FeedConfig, *, now: datetime
+    ) -> tuple[FeedMeta, list[Article], bool, list[Features] | None]:
+        """(feed facts, articles, whether URL merging is off, the articles' story features or None)."""
         if self.workers <= 1:
             outcome = _parse_job(result.body, dict(result.headers), result.url, feed, now)
         else:
             pool = self._pool()
             try:
-                outcome = pool.submit(_parse_job, result.body, dict(result.headers), result.url, feed, now).result()
+                outcome = pool.submit(_parse_job, result.body, dict(result.headers), result.url, feed, now,
+                                      self.tuning).result()
             except BrokenProcessPool as exc:
                 with self._lock:
                     if self._executor is pool:
@@ -262,7 +285,7 @@ class FeedParser:
                                  kind="parser_crash") from exc
         if outcome[0] == "error":
             raise ParseError(outcome[2], kind=outcome[1])
-        return outcome[1], outcome[2], outcome[3]
+        return outcome[1], outcome[2], outcome[3], outcome[4]
 
     def close(self) -> None:
         with self._lock:
@@ -375,20 +398,25 @@ def ingest_articles(
     rule matches and the alert outbox. The same path ``refresh_feed`` uses after normalising (imports,
     benchmarks and the clustering evaluation call it directly)."""
     now = now or utcnow()
+    own_clusterer = clusterer is None  # lives for this call only: its counts are written before it ends
     clusterer = clusterer or StoryClusterer(window=config.monitor.story_window if config else timedelta(days=7))
     with store.transaction() as conn:
         feed_id = store.ensure_feed(conn, feed_name, feed_url or f"urn:newsmon:feed:{feed_name}", now=now)
-        return _ingest(conn, store, feed_id, feed_name, articles, now=now, clusterer=clusterer, ruleset=ruleset,
-                       config=config, catch_up=catch_up, merge_urls=merge_urls, first_poll=catch_up)
+        result = _ingest(conn, store, feed_id, feed_name, articles, now=now, clusterer=clusterer, ruleset=ruleset,
+                         config=config, catch_up=catch_up, merge_urls=merge_urls, first_poll=catch_up)
+        if own_clusterer:
+            clusterer.flush(conn)
+        return result
 
 
 def _ingest(
     conn: sqlite3.Connection, store: Store, feed_id: int, feed_name: str, articles: Sequence[Article], *,
     now: datetime, clusterer: StoryClusterer, ruleset: RuleSet | None, config: Config | None, catch_up: bool,
-    merge_urls: bool, first_poll: bool,
+    merge_urls: bool, first_poll: bool, features: Sequence[Features] | None = None,
 ) -> IngestResult:
+    """``features``: the articles' story features, computed ahead (same order), or None."""
     result = IngestResult()
-    for article in articles:
+    for index, article in enumerate(articles):
         write = store.write_article(conn, feed_id, article, merge_urls=merge_urls, now=now)
         result.article_ids.append(write.article_id)
         if write.status == "new":
@@ -399,7 +427,8 @@ def _ingest(
             result.seen += 1
             if not write.linked:
                 continue
-        assignment = clusterer.assign(conn, write.article_id, article, feed_name, now=now)
+        assignment = clusterer.assign(conn, write.article_id, article, feed_name, now=now,
+                                      features=features[index] if features is not None else None)
         matches: list[RuleMatch] = []
         if ruleset is not None:
             matches = ruleset.match(match_doc(conn, write.article_id, article))
@@ -412,8 +441,6 @@ def _ingest(
             )
             result.alerts += enqueued.created
             result.held_back += enqueued.held_back
-    # Document frequencies are counted in memory; write them in this transaction so none are lost at exit.
-    clusterer.flush(conn)
     return result
 
 

@@ -28,11 +28,14 @@ The cost per article is a bounded number of indexed look-ups: it does not grow w
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
 import re
 import sqlite3
 import unicodedata
+from bisect import insort
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -141,6 +144,12 @@ def extract_features(title: str, lead: str, tuning: Tuning) -> Features:
     if not trusted:  # a Headline Case title: its names are the words the lead capitalises
         title_names = title_terms & names
     return Features(counts, names, title_names, title_terms)
+
+
+def article_features(article: Article, tuning: Tuning) -> Features:
+    """The features ``StoryClusterer.assign`` reads from an article (pure: parser workers compute them
+    ahead, off the one writer's path, and pass them in)."""
+    return extract_features(article.title, _lead_text(article, tuning), tuning)
 
 
 def _trust_case(title: str) -> bool:
@@ -287,12 +296,14 @@ class DocumentFrequencies:
     """Document frequencies read through an in-memory cache and counted in memory.
 
     Increments are written to ``story_df`` in batches (every ``flush_every`` documents, and by
-    ``flush``), inside the caller's transaction. These are statistics: a batch lost with a rolled
-    back transaction or at exit, or another process's counts seen late (the cache is dropped every
-    ``refresh_every`` documents), only nudges weights.
+    ``flush``, which a poll and the daemon call when they stop), inside the caller's transaction.
+    Writing them with every feed's transaction was a large share of a cold poll's page writes:
+    each document touches some fifty terms all over the table. These are statistics: a batch
+    lost with a rolled back transaction or a killed process, or another process's counts seen
+    late (the cache is dropped every ``refresh_every`` documents), only nudges weights.
     """
 
-    def __init__(self, flush_every: int = 64, refresh_every: int = 20_000) -> None:
+    def __init__(self, flush_every: int = 1000, refresh_every: int = 20_000) -> None:
         self.flush_every = flush_every
         self.refresh_every = refresh_every
         self._conn: sqlite3.Connection | None = None
@@ -342,6 +353,137 @@ class DocumentFrequencies:
         self._documents = story_store.document_count(conn)
 
 
+_MARKS = itertools.count(1)  # marks of clusterer state, unique within the process
+
+
+class StoryMemory:
+    """The clusterer's in-memory copy of recent story state, exact and checked before each article.
+
+    It holds decoded story states and, for each term probed so far, the ``per_term`` newest entries
+    of its postings (all of them when the term has fewer): exactly the rows the candidate query
+    reads, so candidates are found without SQL. Writes still go to the archive, where other
+    processes and later runs find them; the memory only follows them.
+
+    ``sync`` runs at the start of every article, inside its transaction: the memory is dropped
+    when another connection has committed (``PRAGMA data_version``), when this connection's last
+    transaction rolled back or retention changed story tables (the TEMP mark, see
+    ``store.stories.clusterer_marks``), or when the connection is another one. So it never
+    answers from state the archive does not hold. Bounded: cleared when full.
+    """
+
+    def __init__(self, per_term: int, max_terms: int = 200_000, max_states: int = 50_000) -> None:
+        self.per_term = per_term
+        self.max_terms = max_terms
+        self.max_states = max_states
+        self._conn: sqlite3.Connection | None = None
+        self._version = -1
+        self._mark = -1
+        self._postings: dict[str, list[tuple[str, int]]] = {}  # term -> [(last_published, story id)], oldest first
+        self._complete: set[str] = set()                 # terms whose every posting is held
+        self._states: dict[int, story_store.StoryState] = {}
+
+    def sync(self, conn: sqlite3.Connection) -> None:
+        version, mark = story_store.clusterer_marks(conn)
+        if conn is not self._conn or version != self._version or mark != self._mark:
+            self.clear()
+            self._conn, self._version = conn, version
+        self._mark = next(_MARKS)
+        story_store.set_clusterer_mark(conn, self._mark)
+
+    def clear(self) -> None:
+        self._postings.clear()
+        self._complete.clear()
+        self._states.clear()
+
+    # ------------------------------------------------------------------ candidates
+
+    def candidates(
+        self, conn: sqlite3.Connection, weights: dict[str, float], *, since: str, min_overlap: float, limit: int
+    ) -> list[int]:
+        """What ``store.stories.candidate_stories`` returns, read from memory (each term loaded once)."""
+        overlap: dict[int, float] = {}
+        get = overlap.get
+        postings = self._postings
+        for term, weight in weights.items():
+            entries = postings.get(term)
+            if entries is None:
+                entries = self._load(conn, term)
+            for index in range(len(entries) - 1, -1, -1):  # newest first, the index's order
+                published, story_id = entries[index]
+                if published < since:
+                    break
+                overlap[story_id] = get(story_id, 0.0) + weight
+        ranked = heapq.nlargest(limit, ((o, s) for s, o in overlap.items() if o >= min_overlap))
+        return [story_id for _, story_id in ranked]
+
+    def _load(self, conn: sqlite3.Connection, term: str) -> list[tuple[str, int]]:
+        """Read the term's ``per_term`` newest postings (oldest first in memory)."""
+        entries = story_store.recent_postings(conn, term, limit=self.per_term)
+        entries.reverse()
+        if len(self._postings) >= self.max_terms:
+            self._postings.clear()
+            self._complete.clear()
+        self._postings[term] = entries
+        if len(entries) < self.per_term:
+            self._complete.add(term)
+        return entries
+
+    def post(
+        self, conn: sqlite3.Connection, story_id: int, terms: list[str], *, last_published: str, stale_before: str,
+        new_story: bool = False,
+    ) -> None:
+        """``store.stories.post_terms`` for the entries it would change, keeping memory equal to the archive.
+
+        An entry already at or after ``stale_before`` is left alone by that upsert, so it is not sent.
+        """
+        writes = []
+        for term in terms:
+            entries = self._postings.get(term)
+            if entries is None:
+                writes.append(term)
+                continue
+            held = next((index for index, entry in enumerate(entries) if entry[1] == story_id), None)
+            if held is not None:
+                if entries[held][0] >= stale_before:
+                    continue  # the upsert would keep it
+                del entries[held]
+            elif not (new_story or term in self._complete or (entries and entries[0][0] < stale_before)):
+                # The archive may hold an entry of this story older than the held ones; the upsert
+                # replaces it only if older than stale_before, which is certain only when even the
+                # oldest held entry is. Unknown: read the term again when it is next probed.
+                writes.append(term)
+                del self._postings[term]
+                continue
+            writes.append(term)
+            insort(entries, (last_published, story_id))
+            if len(entries) > self.per_term:
+                del entries[0]
+                self._complete.discard(term)
+        if writes:
+            story_store.post_terms(conn, story_id, writes, last_published=last_published, stale_before=stale_before)
+
+    # ------------------------------------------------------------------ states
+
+    def remember(self, state: story_store.StoryState) -> None:
+        """Hold a state this clusterer just wrote (it equals what a reload would read)."""
+        if len(self._states) >= self.max_states:
+            self._states.clear()
+        self._states[state.id] = state
+
+    def states(
+        self, conn: sqlite3.Connection, story_ids: list[int], cache: story_store.VectorCache
+    ) -> list[story_store.StoryState]:
+        """The states of ``story_ids`` in that order (missing ids left out), loaded once."""
+        held = self._states
+        missing = [story_id for story_id in story_ids if story_id not in held]
+        if missing:
+            if len(held) + len(missing) > self.max_states:
+                held.clear()
+            for state in story_store.load_story_states(conn, missing, cache):
+                held[state.id] = state
+        return [held[story_id] for story_id in story_ids if story_id in held]
+
+
 class StoryClusterer:
     """Assigns each new article to a story, online, in arrival order.
 
@@ -358,6 +500,7 @@ class StoryClusterer:
         self.tuning = replace(Tuning(), **tuning)  # type: ignore[arg-type]
         self.frequencies = DocumentFrequencies()
         self.vectors = story_store.VectorCache()
+        self.memory = StoryMemory(per_term=self.tuning.per_term)
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the document counts still held in memory (call before closing, if convenient)."""
@@ -373,12 +516,15 @@ class StoryClusterer:
         feed_name: str,
         *,
         now: datetime | None = None,
+        features: Features | None = None,
     ) -> StoryAssignment:
         """The story of ``article`` (row ``article_id``, already written), creating one if needed.
 
         ``now`` is the arrival time (default ``article.first_seen``); it sets ``updated``.
+        ``features``: ``article_features(article, self.tuning)`` computed ahead, if it was.
         """
         arrived = to_iso(now or article.first_seen) or ""
+        self.memory.sync(conn)
         existing = story_store.story_of_article(conn, article_id)
         if existing is not None:
             return self._seen_again(conn, existing, article_id, article, feed_name, arrived)
@@ -386,7 +532,8 @@ class StoryClusterer:
         when = to_iso(article.published) or ""
         published = when or arrived
         since = to_iso(article.published - self.window) or ""
-        features = extract_features(article.title, _lead_text(article, self.tuning), self.tuning)
+        if features is None:
+            features = article_features(article, self.tuning)
         terms = list(features.counts)
         df, documents = self.frequencies.lookup(conn, terms)
         self.frequencies.count(conn, terms)
@@ -402,23 +549,25 @@ class StoryClusterer:
                 conn, article.fingerprint, article_id=article_id, since=since
             )
             if duplicate_of is not None:
-                state, score = story_store.load_story_states(conn, [duplicate_of], self.vectors)[0], 1.0
+                state, score = self.memory.states(conn, [duplicate_of], self.vectors)[0], 1.0
         exact = state is not None
         if state is None and len(vector) >= self.tuning.min_terms:
             state, score = self._best_story(conn, vector, names, features.title_names, df, documents, article,
                                             since=since, when=when)
 
         if state is None:
-            story_id = story_store.create_story(
+            created = story_store.create_story(
                 conn, headline=article.title, article_id=article_id, feed=feed_name,
                 published=published, arrived=arrived, language=article.language, vector=vector, names=names,
                 headline_vector=title_vector, cache=self.vectors,
             )
+            story_id = created.id
+            self.memory.remember(created)
             story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=None)
             story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False,
                                    new_story=True)
-            story_store.post_terms(conn, story_id, self._posting_terms(vector), last_published=published,
-                                   stale_before=published)
+            self.memory.post(conn, story_id, self._posting_terms(vector), last_published=published,
+                             stale_before=published, new_story=True)
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
             return StoryAssignment(story_id, created=True, joined=False, source_added=True)
 
@@ -438,7 +587,7 @@ class StoryClusterer:
     ) -> StoryAssignment:
         """Same article again (another feed, or revised): it stays; a revised headline follows."""
         added = story_store.add_source(conn, story_id, article_id, feed=feed, arrived=arrived)
-        state = story_store.load_story_states(conn, [story_id], self.vectors)[0]
+        state = self.memory.states(conn, [story_id], self.vectors)[0]
         if state.headline_article_id == article_id and article.title and state.headline != article.title:
             state.headline = article.title
             story_store.update_story(conn, state, arrived=arrived, cache=self.vectors)
@@ -458,10 +607,11 @@ class StoryClusterer:
         when: str,
     ) -> tuple[story_store.StoryState | None, float | None]:
         probes = self._probe_terms(vector, df, documents)
-        states = story_store.candidate_states(
-            conn, {term: vector[term] for term in probes}, since=since, per_term=self.tuning.per_term,
-            min_overlap=self.tuning.min_overlap, limit=self.tuning.max_candidates, cache=self.vectors,
+        candidates = self.memory.candidates(
+            conn, {term: vector[term] for term in probes}, since=since, min_overlap=self.tuning.min_overlap,
+            limit=self.tuning.max_candidates,
         )
+        states = self.memory.states(conn, candidates, self.vectors)
         best, best_score = None, 0.0
         for state in states:
             score = self._score(vector, names, title_names, state, article, when)
@@ -562,8 +712,8 @@ class StoryClusterer:
         self._choose_headline(state, article_id, article, title_vector)
         story_store.update_story(conn, state, arrived=arrived, cache=self.vectors)
         stale_before = to_iso(from_iso(state.last_published) - self.tuning.posting_refresh)  # type: ignore[operator]
-        story_store.post_terms(conn, state.id, self._posting_terms(vector), last_published=state.last_published,
-                               stale_before=stale_before or state.last_published)
+        self.memory.post(conn, state.id, self._posting_terms(vector), last_published=state.last_published,
+                         stale_before=stale_before or state.last_published)
 
     @staticmethod
     def _choose_headline(

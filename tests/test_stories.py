@@ -293,7 +293,7 @@ def test_vector_cache_follows_the_stored_bytes(store: Store) -> None:
             conn, headline="h", article_id=1, feed="f", published="2026-02-17T08:00:00Z",
             arrived="2026-02-17T08:00:00Z", language="en", vector={"vanuatu": 0.123456789, "quake": 0.3},
             names={"vanuatu"}, headline_vector={"quake": 1 / 3}, cache=cache,
-        )
+        ).id
         blob = conn.execute("SELECT vector FROM stories WHERE id = ?", (story_id,)).fetchone()[0]
     assert cache.decode(story_id, blob) == story_store.decode_story_vector(blob)
 

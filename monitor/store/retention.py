@@ -114,6 +114,9 @@ def _delete_empty_stories(db: sqlite3.Connection) -> int:
             if table_exists(db, table):
                 db.execute(f"DELETE FROM {table} WHERE story_id IN ({marks})", chunk)
         db.execute(f"DELETE FROM stories WHERE id IN ({marks})", chunk)
+    from monitor.store.stories import forget_clusterer_state
+
+    forget_clusterer_state(db)  # a clusterer on this connection must not keep these stories in memory
     return len(empty)
 
 

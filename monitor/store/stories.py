@@ -181,6 +181,52 @@ def _candidate_sql(
     return sql, params
 
 
+def recent_postings(conn: sqlite3.Connection, term: str, *, limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` most recent (last_published, story_id) entries of ``term``, newest first
+    (ties: higher story id first, the order of the index)."""
+    return conn.execute(
+        "SELECT last_published, story_id FROM story_postings WHERE term = ? "
+        "ORDER BY last_published DESC, story_id DESC LIMIT ?",
+        (term, limit),
+    ).fetchall()
+
+
+def clusterer_marks(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(``PRAGMA data_version``, the mark last set on this connection by ``set_clusterer_mark``).
+
+    A clusterer that keeps story state in memory checks both before each article: the data version
+    changes when another connection commits, and the mark (a TEMP table row, so it belongs to this
+    connection and follows its transactions) goes back to an older value when a transaction that set
+    it rolls back, or to 0 after ``forget_clusterer_state``. Either change means: reload from the archive.
+    """
+    if not _mark_table_exists(conn):
+        _create_mark_table(conn)
+    version, mark = conn.execute(
+        "SELECT data_version, (SELECT value FROM temp.newsmon_story_mark WHERE id = 1) FROM pragma_data_version"
+    ).fetchone()
+    return int(version), int(mark or 0)
+
+
+def _mark_table_exists(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM temp.sqlite_master WHERE name = 'newsmon_story_mark'").fetchone()
+    return row is not None
+
+
+def _create_mark_table(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS newsmon_story_mark(id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
+
+
+def set_clusterer_mark(conn: sqlite3.Connection, value: int) -> None:
+    """Record ``value`` as this connection's mark (inside the caller's transaction; see ``clusterer_marks``)."""
+    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, ?)", (value,))
+
+
+def forget_clusterer_state(conn: sqlite3.Connection) -> None:
+    """Tell clusterers using this connection that story tables changed under them (retention)."""
+    _create_mark_table(conn)
+    set_clusterer_mark(conn, 0)
+
+
 _STATE_COLUMNS = (
     "s.id, s.headline, s.headline_article_id, s.first_seen, s.first_feed, s.first_published, "
     "s.last_published, s.article_count, s.language, s.join_count, s.join_score, s.vector"
@@ -288,7 +334,8 @@ def create_story(
     names: set[str],
     headline_vector: dict[str, float],
     cache: VectorCache | None = None,
-) -> int:
+) -> StoryState:
+    """Insert a story of one article; its state is exactly what ``load_story_states`` would read."""
     blob, decoded = _encode(vector, names, headline_vector)
     cursor = conn.execute(
         "INSERT INTO stories(headline, headline_article_id, first_seen, updated, first_article_id, "
@@ -299,7 +346,9 @@ def create_story(
     story_id = int(cursor.lastrowid)
     if cache is not None:
         cache.remember(story_id, blob, decoded)
-    return story_id
+    vector, names, headline_vector, norm = decoded
+    return StoryState(story_id, headline, article_id, published, feed, published, published, 1, language, 0, 0.0,
+                      vector=vector, names=names, headline_vector=headline_vector, norm=norm)
 
 
 def add_article(
@@ -349,6 +398,7 @@ def update_story(
          state.first_published, state.last_published, state.article_count, state.join_count, state.join_score,
          blob, arrived, state.id),
     )
+    state.vector, state.names, state.headline_vector, state.norm = decoded  # exactly what a reload reads
     if cache is not None:
         cache.remember(state.id, blob, decoded)
 
@@ -370,6 +420,7 @@ def prune_postings(conn: sqlite3.Connection, *, before: datetime) -> int:
     """Drop index entries of stories with no article since ``before`` (older than any window in
     use): they can no longer be candidates. Returns how many were removed."""
     cursor = conn.execute("DELETE FROM story_postings WHERE last_published < ?", (to_iso(before),))
+    forget_clusterer_state(conn)
     return cursor.rowcount
 
 
