@@ -5,7 +5,7 @@ in arrival order. The method, in short:
 
 1. An article already in a story (seen again from another feed, or revised) stays there.
 2. Identical text (``articles.fingerprint``) under another URL joins that article's story.
-3. Otherwise the title and lead text become a weighted term vector: accent-folded words,
+3. Otherwise the title and lead text become a weighted term vector: accent-folded, lightly stemmed words,
    ``(1 + log tf) * idf`` with document frequencies from the archive so far (kept in
    ``story_df``, counted in memory and written in batches: see ``DocumentFrequencies``), names
    (capitalised words, acronyms) and numbers weighted higher, title words higher. Its rarest
@@ -78,7 +78,7 @@ class Tuning:
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.1        # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
-    stem: bool = False               # strip English plural and verb endings
+    stem: bool = True                # strip English plural and verb endings
     name_pairs: bool = False         # two adjacent names also count as one term
     posting_refresh: timedelta = timedelta(hours=6)  # index entries younger than this are not rewritten
     min_shared: int = 3              # distinct terms an article must share with a story to join it

@@ -11,7 +11,7 @@ import pytest
 from monitor.models import Article
 from monitor.store import Store
 from monitor.store import stories as story_store
-from monitor.stories import StoryAssignment, StoryClusterer, extract_features, fold, Tuning
+from monitor.stories import StoryAssignment, StoryClusterer, Tuning, extract_features, fold, stem
 
 T0 = datetime(2026, 2, 17, 8, 0, tzinfo=timezone.utc)
 
@@ -242,13 +242,20 @@ def test_features_fold_accents_and_keep_acronyms() -> None:
     assert fold("Élysée") == "elysee"
     assert fold("Œuvre") == "oeuvre"
     features = extract_features("The U.S. and France sign a deal", "Officials in Paris met US envoys on 12 May.",
-                                Tuning())
+                                Tuning(stem=False))
     assert "US" in features.counts and "US" in features.names
     assert "us" not in features.counts
     assert "paris" in features.names and "12" in features.names
     assert "officials" not in features.names  # opens a sentence on its own
     assert "the" not in features.counts
 
+
+def test_stemming_lets_rewrites_share_words() -> None:
+    """Plural and verb endings go (the same stripping for every word, names included, so a Headline
+    Case title and its lead agree); acronyms and figures stay as written."""
+    one = extract_features("Officials suspend talks", "The US suspended 12 envoys.", Tuning())
+    two = extract_features("An official suspends the talk", "US suspending envoy 12.", Tuning())
+    assert {"official", "suspend", "talk", "envoy", "US", "12"} <= one.counts.keys() & two.counts.keys()
 
 def test_unknown_tuning_is_refused() -> None:
     with pytest.raises(TypeError):
@@ -313,7 +320,7 @@ def test_a_story_changed_by_another_writer_is_read_afresh(store: Store) -> None:
                                    (first.story_id,)).fetchone()
     assert count == 3
     centroid = story_store.decode_vector(blob)[0]
-    assert "centred" in centroid  # only the second text (joined by the other clusterer) has it: not a stale copy
+    assert stem("centred") in centroid  # only the second text (joined by the other clusterer) has it: not a stale copy
 
 
 def test_one_line_texts_sharing_one_name_stay_apart(ingest: Ingest) -> None:
