@@ -591,11 +591,15 @@ class StoryClusterer:
 def _novel_title_names(vector: dict[str, float], title_names: set[str], state: story_store.StoryState) -> float:
     """Share of the weight of the headline's names that the story has never mentioned.
 
-    A report of a different event of the same kind names other people, places or figures in its
-    headline (another player arrested, another town flooded): that is the trap this guards.
+    A report of a different event of the same kind names other people or places in its headline
+    (another player arrested, another town flooded): that is the trap this guards. Figures are
+    left out: a follow-up brings new ones (a toll that rises, an age, a score, a date) and
+    ``_numbers_disagree`` is the figures' own check.
     """
     total = novel = 0.0
     for term in title_names:
+        if term[0].isdigit():
+            continue
         weight = vector.get(term, 0.0)
         total += weight
         if term not in state.vector:

@@ -340,3 +340,17 @@ def test_one_line_rewrites_still_join(ingest: Ingest) -> None:
     _, second = ingest.new("Accused Bondi killer Naveed Akram appears in court by video link", "", "outlet1",
                            T0 + timedelta(hours=3))
     assert second.joined and second.story_id == first.story_id
+
+
+def test_a_follow_up_with_new_figures_in_its_headline_joins(ingest: Ingest) -> None:
+    """New figures in a headline (a toll, a count) are how a story moves on, not a sign of another event."""
+    _, first = ingest.new(*QUAKE[0], "outlet0", T0)
+    _, second = ingest.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
+    _, update = ingest.new(
+        "Vanuatu quake: 3 dead, 40 hurt, 200 homes damaged",
+        "Three people died and 40 were hurt when Tuesday's 6.4 magnitude earthquake shook Port Vila, Vanuatu "
+        "officials said. Rescue teams searched damaged homes.",
+        "outlet2", T0 + timedelta(hours=3),
+    )
+    assert second.story_id == first.story_id
+    assert update.joined and update.story_id == first.story_id
