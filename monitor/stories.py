@@ -69,7 +69,7 @@ class Tuning:
     number_boost: float = 1.5        # weight factor of numbers
     title_boost: float = 1.0         # extra term frequency of a title word
     lead_chars: int = 1500           # characters of summary/content read after the title
-    article_terms: int = 80          # strongest terms kept in an article vector
+    article_terms: int = 100         # strongest terms kept in an article vector
     centroid_terms: int = 100        # strongest terms kept in a story centroid
     probe_terms: int = 8             # rare terms used to look up candidate stories
     post_terms: int = 12             # terms under which an article's story is indexed
