@@ -12,7 +12,9 @@ in arrival order. The method, in short:
    strongest terms look up recent stories in an inverted index (``story_postings``); each
    candidate is scored by cosine similarity with the story centroid, gated by the
    publication-time window, and the best one at or above the threshold, sharing at least
-   ``min_shared`` terms, is joined.
+   ``min_shared`` terms, is joined. An article naming many of the story's people, places and
+   organisations (``many_names``) needs a lower score: long reports of one event word it
+   differently around the same names.
    A guard against similar-but-different events (another arrest at the same club, another
    quake in the same country): when most of the headline's names are new to a story, a higher
    score is needed, and higher still when the story's own main names are missing from the article.
@@ -58,6 +60,8 @@ class Tuning:
     """Knobs of the clusterer (tuned on the ECB+ development half only)."""
 
     threshold: float = 0.30          # cosine with the centroid (time-decayed) needed to join
+    many_names: int = 6              # an article naming this many of a story's people, places, bodies ...
+    many_names_threshold: float = 0.25  # ... needs only this score (the other guards still apply)
     novel_names: float = 0.5         # share of headline-name weight new to a story that calls for ...
     strict_threshold: float = 0.4    # ... this higher score to join it
     story_names: int = 8             # the story's strongest names checked against the article ...
@@ -493,9 +497,11 @@ class StoryClusterer:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
             return 0.0
         score = cosine(vector, state.vector, state.norm) * decay
-        if score < self.tuning.threshold or _shared_terms(vector, state.vector) < self.tuning.min_shared:
-            return 0.0
         needed = self.tuning.threshold
+        if _shared_names(names, state.vector) >= self.tuning.many_names:
+            needed = self.tuning.many_names_threshold
+        if score < needed or _shared_terms(vector, state.vector) < self.tuning.min_shared:
+            return 0.0
         if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
             if _missing_story_names(vector, state, self.tuning.story_names) > self.tuning.missing_names:
@@ -622,6 +628,11 @@ def _numbers_disagree(vector: dict[str, float], centroid: dict[str, float], coun
     if not numbers or not any(t[0].isdigit() and len(t) >= 2 for t in centroid):
         return False
     return not any(t in centroid for t in numbers[:count])
+
+
+def _shared_names(names: set[str], centroid: dict[str, float]) -> int:
+    """Names (not figures) of the article that the story's centroid also holds."""
+    return sum(1 for term in names if term in centroid and not term[0].isdigit())
 
 
 def _shared_terms(vector: dict[str, float], centroid: dict[str, float]) -> int:

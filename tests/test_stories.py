@@ -354,3 +354,27 @@ def test_a_follow_up_with_new_figures_in_its_headline_joins(ingest: Ingest) -> N
     )
     assert second.story_id == first.story_id
     assert update.joined and update.story_id == first.story_id
+
+
+def test_many_shared_names_lower_the_score_needed(store: Store) -> None:
+    """An article naming many of a story's people, places and bodies joins at ``many_names_threshold``;
+    one that shares a name or two still needs ``threshold``."""
+    run = Ingest(store, StoryClusterer(window=timedelta(days=7), threshold=0.9, many_names=4,
+                                       many_names_threshold=0.2))
+    for index, (title, summary) in enumerate(BACKGROUND):
+        run.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
+    _, story = run.new(*QUAKE[0], "outlet0", T0)
+    _, named = run.new(
+        "Port Vila residents describe the shaking",
+        "In Port Vila, the capital of Vanuatu, shopkeepers swept up glass after the tremor that the US "
+        "Geological Survey measured offshore; schools reopened in the afternoon.",
+        "outlet1", T0 + timedelta(hours=1),
+    )
+    _, other = run.new(
+        "Vanuatu tourism board reports record arrivals",
+        "Visitor numbers to Vanuatu rose sharply last year as cruise ships returned, the tourism board said "
+        "in its annual report, with hotels near the harbour fully booked through the winter.",
+        "outlet2", T0 + timedelta(hours=2),
+    )
+    assert named.joined and named.story_id == story.story_id and named.score is not None and named.score < 0.9
+    assert other.created
