@@ -215,15 +215,25 @@ def _scan(
 
 @lru_cache(maxsize=200_000)
 def stem(term: str) -> str:
-    """A light suffix stripper (English plurals and verb endings) so that rewrites share terms."""
+    """A light suffix stripper (English plurals and verb endings) so that rewrites share terms.
+
+    "es" goes only after s, x, z, ch and sh ("taxes" -> "tax"; "quakes" loses only its "s"), and a
+    final "e" goes too, so that "quake", "quakes", "raised" and "raising" meet ("quak", "rais").
+    """
     if len(term) <= 4 or not term.isalpha():
         return term
+    base = term
     for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if term.endswith(suffix) and len(term) - len(suffix) >= 4:
             if suffix == "s" and term.endswith("ss"):
-                return term
-            return term[: len(term) - len(suffix)] + keep
-    return term
+                break
+            if suffix == "es" and not term[:-2].endswith(("s", "x", "z", "ch", "sh")):
+                continue
+            base = term[: len(term) - len(suffix)] + keep
+            break
+    if base.endswith("e") and len(base) > 4:
+        base = base[:-1]
+    return base
 
 
 def _looks_like_name(text: str, matches: list[re.Match[str]], index: int) -> bool:

@@ -378,3 +378,10 @@ def test_many_shared_names_lower_the_score_needed(store: Store) -> None:
     )
     assert named.joined and named.story_id == story.story_id and named.score is not None and named.score < 0.9
     assert other.created
+
+
+def test_stem_brings_word_forms_together() -> None:
+    assert stem("quake") == stem("quakes") == stem("quaked")
+    assert stem("raise") == stem("raised") == stem("raising")
+    assert stem("churches") == "church" and stem("passes") == "pass"
+    assert stem("business") == "business" and stem("2026") == "2026"
