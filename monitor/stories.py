@@ -217,7 +217,7 @@ def _scan(
 def stem(term: str) -> str:
     """A light suffix stripper (English plurals and verb endings) so that rewrites share terms.
 
-    "es" goes only after s, x, z, ch and sh ("taxes" -> "tax"; "quakes" loses only its "s"), and a
+    "es" goes only after s, x, z, ch and sh ("churches" -> "church"; "quakes" loses only its "s"), and a
     final "e" goes too, so that "quake", "quakes", "raised" and "raising" meet ("quak", "rais").
     """
     if len(term) <= 4 or not term.isalpha():
