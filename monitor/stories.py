@@ -5,14 +5,16 @@ in arrival order. The method, in short:
 
 1. An article already in a story (seen again from another feed, or revised) stays there.
 2. Identical text (``articles.fingerprint``) under another URL joins that article's story.
-3. Otherwise the title and lead text become a weighted term vector: accent-folded words,
+3. Otherwise the title and lead text become a weighted term vector: accent-folded, lightly stemmed words,
    ``(1 + log tf) * idf`` with document frequencies from the archive so far (kept in
    ``story_df``, counted in memory and written in batches: see ``DocumentFrequencies``), names
    (capitalised words, acronyms) and numbers weighted higher, title words higher. Its rarest
    strongest terms look up recent stories in an inverted index (``story_postings``); each
    candidate is scored by cosine similarity with the story centroid, gated by the
    publication-time window, and the best one at or above the threshold, sharing at least
-   ``min_shared`` terms, is joined.
+   ``min_shared`` terms, is joined. An article naming many of the story's people, places and
+   organisations (``many_names``) needs a lower score: long reports of one event word it
+   differently around the same names.
    A guard against similar-but-different events (another arrest at the same club, another
    quake in the same country): when most of the headline's names are new to a story, a higher
    score is needed, and higher still when the story's own main names are missing from the article.
@@ -61,6 +63,8 @@ class Tuning:
     """Knobs of the clusterer (tuned on the ECB+ development half only)."""
 
     threshold: float = 0.30          # cosine with the centroid (time-decayed) needed to join
+    many_names: int = 6              # an article naming this many of a story's people, places, bodies ...
+    many_names_threshold: float = 0.25  # ... needs only this score (the other guards still apply)
     novel_names: float = 0.5         # share of headline-name weight new to a story that calls for ...
     strict_threshold: float = 0.4    # ... this higher score to join it
     story_names: int = 8             # the story's strongest names checked against the article ...
@@ -72,7 +76,7 @@ class Tuning:
     number_boost: float = 1.5        # weight factor of numbers
     title_boost: float = 1.0         # extra term frequency of a title word
     lead_chars: int = 1500           # characters of summary/content read after the title
-    article_terms: int = 80          # strongest terms kept in an article vector
+    article_terms: int = 100         # strongest terms kept in an article vector
     centroid_terms: int = 100        # strongest terms kept in a story centroid
     probe_terms: int = 8             # rare terms used to look up candidate stories
     post_terms: int = 12             # terms under which an article's story is indexed
@@ -81,7 +85,7 @@ class Tuning:
     min_overlap: float = 0.1         # probe weight a candidate must share to be scored at all
     max_df_ratio: float = 0.1        # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
-    stem: bool = False               # strip English plural and verb endings
+    stem: bool = True                # strip English plural and verb endings
     name_pairs: bool = False         # two adjacent names also count as one term
     posting_refresh: timedelta = timedelta(hours=6)  # index entries younger than this are not rewritten
     min_shared: int = 3              # distinct terms an article must share with a story to join it
@@ -220,15 +224,25 @@ def _scan(
 
 @lru_cache(maxsize=200_000)
 def stem(term: str) -> str:
-    """A light suffix stripper (English plurals and verb endings) so that rewrites share terms."""
+    """A light suffix stripper (English plurals and verb endings) so that rewrites share terms.
+
+    "es" goes only after s, x, z, ch and sh ("churches" -> "church"; "quakes" loses only its "s"), and a
+    final "e" goes too, so that "quake", "quakes", "raised" and "raising" meet ("quak", "rais").
+    """
     if len(term) <= 4 or not term.isalpha():
         return term
+    base = term
     for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if term.endswith(suffix) and len(term) - len(suffix) >= 4:
             if suffix == "s" and term.endswith("ss"):
-                return term
-            return term[: len(term) - len(suffix)] + keep
-    return term
+                break
+            if suffix == "es" and not term[:-2].endswith(("s", "x", "z", "ch", "sh")):
+                continue
+            base = term[: len(term) - len(suffix)] + keep
+            break
+    if base.endswith("e") and len(base) > 4:
+        base = base[:-1]
+    return base
 
 
 def _looks_like_name(text: str, matches: list[re.Match[str]], index: int) -> bool:
@@ -643,9 +657,11 @@ class StoryClusterer:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
             return 0.0
         score = cosine(vector, state.vector, state.norm) * decay
-        if score < self.tuning.threshold or _shared_terms(vector, state.vector) < self.tuning.min_shared:
-            return 0.0
         needed = self.tuning.threshold
+        if _shared_names(names, state.vector) >= self.tuning.many_names:
+            needed = self.tuning.many_names_threshold
+        if score < needed or _shared_terms(vector, state.vector) < self.tuning.min_shared:
+            return 0.0
         if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
             if _missing_story_names(vector, state, self.tuning.story_names) > self.tuning.missing_names:
@@ -741,11 +757,15 @@ class StoryClusterer:
 def _novel_title_names(vector: dict[str, float], title_names: set[str], state: story_store.StoryState) -> float:
     """Share of the weight of the headline's names that the story has never mentioned.
 
-    A report of a different event of the same kind names other people, places or figures in its
-    headline (another player arrested, another town flooded): that is the trap this guards.
+    A report of a different event of the same kind names other people or places in its headline
+    (another player arrested, another town flooded): that is the trap this guards. Figures are
+    left out: a follow-up brings new ones (a toll that rises, an age, a score, a date) and
+    ``_numbers_disagree`` is the figures' own check.
     """
     total = novel = 0.0
     for term in title_names:
+        if term[0].isdigit():
+            continue
         weight = vector.get(term, 0.0)
         total += weight
         if term not in state.vector:
@@ -768,6 +788,11 @@ def _numbers_disagree(vector: dict[str, float], centroid: dict[str, float], coun
     if not numbers or not any(t[0].isdigit() and len(t) >= 2 for t in centroid):
         return False
     return not any(t in centroid for t in numbers[:count])
+
+
+def _shared_names(names: set[str], centroid: dict[str, float]) -> int:
+    """Names (not figures) of the article that the story's centroid also holds."""
+    return sum(1 for term in names if term in centroid and not term[0].isdigit())
 
 
 def _shared_terms(vector: dict[str, float], centroid: dict[str, float]) -> int:

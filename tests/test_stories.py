@@ -11,7 +11,7 @@ import pytest
 from monitor.models import Article
 from monitor.store import Store
 from monitor.store import stories as story_store
-from monitor.stories import StoryAssignment, StoryClusterer, extract_features, fold, Tuning
+from monitor.stories import StoryAssignment, StoryClusterer, Tuning, extract_features, fold, stem
 
 T0 = datetime(2026, 2, 17, 8, 0, tzinfo=timezone.utc)
 
@@ -242,13 +242,20 @@ def test_features_fold_accents_and_keep_acronyms() -> None:
     assert fold("Élysée") == "elysee"
     assert fold("Œuvre") == "oeuvre"
     features = extract_features("The U.S. and France sign a deal", "Officials in Paris met US envoys on 12 May.",
-                                Tuning())
+                                Tuning(stem=False))
     assert "US" in features.counts and "US" in features.names
     assert "us" not in features.counts
     assert "paris" in features.names and "12" in features.names
     assert "officials" not in features.names  # opens a sentence on its own
     assert "the" not in features.counts
 
+
+def test_stemming_lets_rewrites_share_words() -> None:
+    """Plural and verb endings go (the same stripping for every word, names included, so a Headline
+    Case title and its lead agree); acronyms and figures stay as written."""
+    one = extract_features("Officials suspend talks", "The US suspended 12 envoys.", Tuning())
+    two = extract_features("An official suspends the talk", "US suspending envoy 12.", Tuning())
+    assert {"official", "suspend", "talk", "envoy", "US", "12"} <= one.counts.keys() & two.counts.keys()
 
 def test_unknown_tuning_is_refused() -> None:
     with pytest.raises(TypeError):
@@ -313,7 +320,7 @@ def test_a_story_changed_by_another_writer_is_read_afresh(store: Store) -> None:
                                    (first.story_id,)).fetchone()
     assert count == 3
     centroid = story_store.decode_vector(blob)[0]
-    assert "centred" in centroid  # only the second text (joined by the other clusterer) has it: not a stale copy
+    assert stem("centred") in centroid  # only the second text (joined by the other clusterer) has it: not a stale copy
 
 
 def test_one_line_texts_sharing_one_name_stay_apart(ingest: Ingest) -> None:
@@ -333,3 +340,48 @@ def test_one_line_rewrites_still_join(ingest: Ingest) -> None:
     _, second = ingest.new("Accused Bondi killer Naveed Akram appears in court by video link", "", "outlet1",
                            T0 + timedelta(hours=3))
     assert second.joined and second.story_id == first.story_id
+
+
+def test_a_follow_up_with_new_figures_in_its_headline_joins(ingest: Ingest) -> None:
+    """New figures in a headline (a toll, a count) are how a story moves on, not a sign of another event."""
+    _, first = ingest.new(*QUAKE[0], "outlet0", T0)
+    _, second = ingest.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
+    _, update = ingest.new(
+        "Vanuatu quake: 3 dead, 40 hurt, 200 homes damaged",
+        "Three people died and 40 were hurt when Tuesday's 6.4 magnitude earthquake shook Port Vila, Vanuatu "
+        "officials said. Rescue teams searched damaged homes.",
+        "outlet2", T0 + timedelta(hours=3),
+    )
+    assert second.story_id == first.story_id
+    assert update.joined and update.story_id == first.story_id
+
+
+def test_many_shared_names_lower_the_score_needed(store: Store) -> None:
+    """An article naming many of a story's people, places and bodies joins at ``many_names_threshold``;
+    one that shares a name or two still needs ``threshold``."""
+    run = Ingest(store, StoryClusterer(window=timedelta(days=7), threshold=0.9, many_names=4,
+                                       many_names_threshold=0.2))
+    for index, (title, summary) in enumerate(BACKGROUND):
+        run.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
+    _, story = run.new(*QUAKE[0], "outlet0", T0)
+    _, named = run.new(
+        "Port Vila residents describe the shaking",
+        "In Port Vila, the capital of Vanuatu, shopkeepers swept up glass after the tremor that the US "
+        "Geological Survey measured offshore; schools reopened in the afternoon.",
+        "outlet1", T0 + timedelta(hours=1),
+    )
+    _, other = run.new(
+        "Vanuatu tourism board reports record arrivals",
+        "Visitor numbers to Vanuatu rose sharply last year as cruise ships returned, the tourism board said "
+        "in its annual report, with hotels near the harbour fully booked through the winter.",
+        "outlet2", T0 + timedelta(hours=2),
+    )
+    assert named.joined and named.story_id == story.story_id and named.score is not None and named.score < 0.9
+    assert other.created
+
+
+def test_stem_brings_word_forms_together() -> None:
+    assert stem("quake") == stem("quakes") == stem("quaked")
+    assert stem("raise") == stem("raised") == stem("raising")
+    assert stem("churches") == "church" and stem("passes") == "pass"
+    assert stem("business") == "business" and stem("2026") == "2026"
