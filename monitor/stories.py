@@ -381,7 +381,7 @@ class StoryMemory:
     ``sync`` runs at the start of every article, inside its transaction: the memory is dropped
     when another connection has committed (``PRAGMA data_version``), when this connection's last
     transaction rolled back or retention changed story tables (the TEMP mark, see
-    ``store.stories.clusterer_marks``), or when the connection is another one. So it never
+    ``store.stories.advance_clusterer_mark``), or when the connection is another one. So it never
     answers from state the archive does not hold. Bounded: cleared when full.
     """
 
@@ -397,12 +397,14 @@ class StoryMemory:
         self._states: dict[int, story_store.StoryState] = {}
 
     def sync(self, conn: sqlite3.Connection) -> None:
-        version, mark = story_store.clusterer_marks(conn)
-        if conn is not self._conn or version != self._version or mark != self._mark:
+        mark = next(_MARKS)
+        if conn is not self._conn or not story_store.advance_clusterer_mark(
+            conn, expected=self._mark, version=self._version, new=mark
+        ):
             self.clear()
-            self._conn, self._version = conn, version
-        self._mark = next(_MARKS)
-        story_store.set_clusterer_mark(conn, self._mark)
+            self._conn = conn
+            self._version = story_store.reset_clusterer_mark(conn, mark)
+        self._mark = mark
 
     def clear(self) -> None:
         self._postings.clear()

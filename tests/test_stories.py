@@ -385,3 +385,84 @@ def test_stem_brings_word_forms_together() -> None:
     assert stem("raise") == stem("raised") == stem("raising")
     assert stem("churches") == "church" and stem("passes") == "pass"
     assert stem("business") == "business" and stem("2026") == "2026"
+
+
+# --------------------------------------------------------------------------- the clusterer's memory
+
+
+def _article_count(store: Store, story_id: int) -> int:
+    with store.reading() as conn:
+        return conn.execute("SELECT article_count FROM stories WHERE id = ?", (story_id,)).fetchone()[0]
+
+
+def test_memory_drops_what_a_rolled_back_transaction_wrote(ingest: Ingest, store: Store) -> None:
+    """A join made in a transaction that rolls back must not survive in the clusterer's memory: the
+    next join starts from the archive (two articles), not from the lost three-article state."""
+    _, first = ingest.new(*QUAKE[0], "outlet0", T0)
+    article = make_article(*QUAKE[1], url="https://outlet1.example/news/rolled-back", published=T0 + timedelta(minutes=20))
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            feed_id = store.ensure_feed(conn, "outlet1", "https://outlet1.example/rss", now=article.first_seen)
+            write = store.write_article(conn, feed_id, article, now=article.first_seen)
+            assert ingest.clusterer.assign(conn, write.article_id, article, "outlet1").story_id == first.story_id
+            raise RuntimeError("the feed's transaction fails after clustering")
+    _, third = ingest.new(*QUAKE[2], "outlet2", T0 + timedelta(minutes=40))
+    assert third.story_id == first.story_id
+    assert _article_count(store, first.story_id) == 2
+
+
+def test_memory_follows_another_connections_commits(tmp_path: Path) -> None:
+    """Two processes' worth of writers (two connections, two clusterers) on one archive: each sees
+    the other's joins, whatever it holds in memory."""
+    one_store, two_store = Store.open(tmp_path / "shared.db"), Store.open(tmp_path / "shared.db")
+    try:
+        with one_store.transaction() as conn:
+            story_store.apply_schema(conn)
+        one = Ingest(one_store, StoryClusterer(window=timedelta(days=7)))
+        two = Ingest(two_store, StoryClusterer(window=timedelta(days=7)))
+        for index, (title, summary) in enumerate(BACKGROUND):
+            one.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
+        _, first = one.new(*QUAKE[0], "outlet0", T0)
+        _, second = two.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
+        _, third = one.new(*QUAKE[2], "outlet2", T0 + timedelta(minutes=40))
+        assert first.story_id == second.story_id == third.story_id
+        assert _article_count(one_store, first.story_id) == 3  # a stale copy in `one` would write 2
+    finally:
+        one_store.close()
+        two_store.close()
+
+
+def test_memory_is_dropped_when_story_tables_change_under_it(ingest: Ingest, store: Store) -> None:
+    """Code that edits story tables on the clusterer's own connection (retention) says so with
+    ``forget_clusterer_state``; the next article reads the story afresh."""
+    _, first = ingest.new(*QUAKE[0], "outlet0", T0)
+    with store.transaction() as conn:
+        conn.execute("UPDATE stories SET article_count = 10 WHERE id = ?", (first.story_id,))
+        story_store.forget_clusterer_state(conn)
+    _, second = ingest.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
+    assert second.story_id == first.story_id
+    assert _article_count(store, first.story_id) == 11
+
+
+def test_memory_finds_the_same_candidates_as_the_index_query(store: Store) -> None:
+    """The in-memory postings give exactly what ``candidate_stories`` reads from the archive, for many
+    articles and several windows (including a term with more stories than are held per term)."""
+    clusterer = StoryClusterer(window=timedelta(days=7), per_term=4)
+    run = Ingest(store, clusterer)
+    words = ["sahel", "bamako", "niamey", "junta", "convoy", "drone", "border", "mine", "strike", "talks"]
+    compared = 0
+    for index in range(60):
+        picked = [words[(index * k) % len(words)] for k in (1, 3, 7)]
+        title = f"Story {index}: " + " ".join(picked)
+        summary = " ".join(f"{word} {index}" for word in picked) + f" report number {index}"
+        run.new(title, summary, f"outlet{index % 5}", T0 + timedelta(hours=index))
+        with store.transaction() as conn:
+            clusterer.memory.sync(conn)
+            for days in (1, 2, 7):
+                since = (T0 + timedelta(hours=index) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                weights = {word: 1.0 / (rank + 1) for rank, word in enumerate(words)}
+                expected = story_store.candidate_stories(conn, weights, since=since, per_term=4, min_overlap=0.1,
+                                                         limit=5)
+                assert clusterer.memory.candidates(conn, weights, since=since, min_overlap=0.1, limit=5) == expected
+                compared += 1
+    assert compared == 180

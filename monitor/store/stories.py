@@ -191,40 +191,44 @@ def recent_postings(conn: sqlite3.Connection, term: str, *, limit: int) -> list[
     ).fetchall()
 
 
-def clusterer_marks(conn: sqlite3.Connection) -> tuple[int, int]:
-    """(``PRAGMA data_version``, the mark last set on this connection by ``set_clusterer_mark``).
+def advance_clusterer_mark(conn: sqlite3.Connection, *, expected: int, version: int, new: int) -> bool:
+    """Move this connection's clusterer mark from ``expected`` to ``new``, only if it still is ``expected``
+    and no other connection has committed since ``version`` (``PRAGMA data_version``). True if moved.
 
-    A clusterer that keeps story state in memory checks both before each article: the data version
-    changes when another connection commits, and the mark (a TEMP table row, so it belongs to this
-    connection and follows its transactions) goes back to an older value when a transaction that set
-    it rolls back, or to 0 after ``forget_clusterer_state``. Either change means: reload from the archive.
+    A clusterer that keeps story state in memory calls this before each article, in its transaction
+    (one statement). The mark is a TEMP table row, so it belongs to this connection and follows its
+    transactions: it goes back to an older value when a transaction that set it rolls back, and to
+    0 after ``forget_clusterer_state``. False (any of those, or another connection's commit) means:
+    drop the memory and ``reset_clusterer_mark``.
     """
-    if not _mark_table_exists(conn):
-        _create_mark_table(conn)
-    version, mark = conn.execute(
-        "SELECT data_version, (SELECT value FROM temp.newsmon_story_mark WHERE id = 1) FROM pragma_data_version"
-    ).fetchone()
-    return int(version), int(mark or 0)
+    try:
+        cursor = conn.execute(
+            "UPDATE temp.newsmon_story_mark SET value = ? WHERE id = 1 AND value = ? "
+            "AND (SELECT data_version FROM pragma_data_version) = ?",
+            (new, expected, version),
+        )
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        return False  # never set on this connection (or the transaction that made it rolled back)
+    return cursor.rowcount == 1
 
 
-def _mark_table_exists(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM temp.sqlite_master WHERE name = 'newsmon_story_mark'").fetchone()
-    return row is not None
+def reset_clusterer_mark(conn: sqlite3.Connection, new: int) -> int:
+    """Set this connection's clusterer mark to ``new``; returns the current ``PRAGMA data_version``."""
+    _create_mark_table(conn)
+    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, ?)", (new,))
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _create_mark_table(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS newsmon_story_mark(id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
 
 
-def set_clusterer_mark(conn: sqlite3.Connection, value: int) -> None:
-    """Record ``value`` as this connection's mark (inside the caller's transaction; see ``clusterer_marks``)."""
-    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, ?)", (value,))
-
-
 def forget_clusterer_state(conn: sqlite3.Connection) -> None:
     """Tell clusterers using this connection that story tables changed under them (retention)."""
     _create_mark_table(conn)
-    set_clusterer_mark(conn, 0)
+    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, 0)")
 
 
 _STATE_COLUMNS = (
