@@ -154,6 +154,8 @@ class Dispatcher:
         self._pool_size = self.concurrency
         self._inflight: dict[str, DueFeed] = {}
         self._hosts: Counter[str] = Counter()
+        self._completed = 0                     # polls finished so far
+        self._finished_at: dict[str, int] = {}  # feed -> ``_completed`` when its last poll finished
         self._changed = threading.Condition()
         self._accepting = True
         self.stats = DispatchStats(lag_window=lag_window)
@@ -214,6 +216,10 @@ class Dispatcher:
         with self._changed:
             free = self.concurrency - len(self._inflight)
             busy = len(self._inflight)
+            # A poll that finishes after the due list is read is still due in that list (its next
+            # check was not written yet): remember when polls finished, to skip those.
+            listed_after = self._completed
+            self._finished_at = {name: at for name, at in self._finished_at.items() if at > listed_after}
         if free <= 0:
             return 0, True
         now = self._now()
@@ -224,7 +230,7 @@ class Dispatcher:
             for feed in due:
                 if not self._accepting:
                     break
-                if feed.name in self._inflight:
+                if feed.name in self._inflight or self._finished_at.get(feed.name, 0) > listed_after:
                     continue
                 if len(self._inflight) >= self.concurrency:
                     blocked = True
@@ -271,6 +277,8 @@ class Dispatcher:
         finally:
             with self._changed:
                 self._inflight.pop(feed.name, None)
+                self._completed += 1
+                self._finished_at[feed.name] = self._completed
                 self._hosts[host] -= 1
                 if self._hosts[host] <= 0:
                     del self._hosts[host]

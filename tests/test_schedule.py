@@ -358,3 +358,45 @@ def test_bring_forward_only_moves_checks_earlier(db: sqlite3.Connection) -> None
     assert bring_forward(db, [("far", soon), ("near", soon)]) == 1
     rows = dict(db.execute("SELECT name, next_check FROM feeds"))
     assert rows == {"far": to_iso(soon), "near": to_iso(NOW + timedelta(seconds=5))}
+
+
+def test_a_poll_finishing_while_the_due_list_is_read_is_not_polled_again() -> None:
+    """The due list is read without holding the dispatcher's lock: a poll that finishes meanwhile is
+    still listed as due (its next check was not written when the list was read). It must not start
+    a second time."""
+    import time as time_module
+    from collections import Counter
+
+    from monitor.models import FeedPollResult
+    from monitor.scheduler import Dispatcher
+    from monitor.store.leases import DueFeed
+
+    feeds = [DueFeed(name=f"f{i}", url=f"http://host{i}.example.org/feed", next_check=None) for i in range(2)]
+    polls: Counter[str] = Counter()
+    done: set[str] = set()
+    lock = threading.Lock()
+    calls = {"find_due": 0}
+
+    def poll(name: str) -> FeedPollResult:
+        time_module.sleep(0.05)
+        with lock:
+            polls[name] += 1
+            done.add(name)
+        return FeedPollResult(feed=name, status="ok")
+
+    def find_due(now: datetime, limit: int) -> list[DueFeed]:
+        calls["find_due"] += 1
+        with lock:
+            listed = [feed for feed in feeds if feed.name not in done]
+        if calls["find_due"] == 2:  # a slow read: both polls finish before it returns
+            deadline = time_module.monotonic() + 5
+            while dispatcher.inflight and time_module.monotonic() < deadline:
+                time_module.sleep(0.01)
+        return listed
+
+    dispatcher = Dispatcher(find_due=find_due, poll=poll, now=lambda: NOW, concurrency=2, per_host=1)
+    dispatcher.dispatch(budget=0.3)
+    assert dispatcher.wait_idle(5)
+    dispatcher.shutdown(wait=True)
+    assert calls["find_due"] >= 2
+    assert polls == {"f0": 1, "f1": 1}
