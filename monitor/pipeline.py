@@ -34,7 +34,7 @@ from monitor.rules import RuleMatch, RuleSet
 from monitor.schedule import next_check
 from monitor.store import Store
 from monitor.store import leases
-from monitor.store.matches import match_doc, record_matches
+from monitor.store.matches import feed_row_of, match_doc, new_article_doc, record_matches
 from monitor.stories import Features, StoryClusterer, Tuning, article_features
 from monitor.timeutil import from_iso, to_iso, utcnow
 
@@ -416,6 +416,7 @@ def _ingest(
 ) -> IngestResult:
     """``features``: the articles' story features, computed ahead (same order), or None."""
     result = IngestResult()
+    own_feed: tuple[str, str | None] | None = None  # (name, tags) of this feed, read once
     for index, article in enumerate(articles):
         write = store.write_article(conn, feed_id, article, merge_urls=merge_urls, now=now)
         result.article_ids.append(write.article_id)
@@ -431,7 +432,13 @@ def _ingest(
                                       features=features[index] if features is not None else None)
         matches: list[RuleMatch] = []
         if ruleset is not None:
-            matches = ruleset.match(match_doc(conn, write.article_id, article))
+            if write.status == "new":
+                if own_feed is None:
+                    own_feed = feed_row_of(conn, feed_id)
+                doc = new_article_doc(article, own_feed)
+            else:
+                doc = match_doc(conn, write.article_id, article)
+            matches = ruleset.match(doc)
             record_matches(conn, write.article_id, matches, now)
         if config is not None and matches:
             enqueued = alerts_module.enqueue_for_article(

@@ -114,3 +114,25 @@ def test_poll_bulk_and_stored_docs_are_one_definition(tmp_path: Path) -> None:
     assert article_doc(store.conn, bulk.article_ids[0]).feeds == ["BBC", "RFI"]
     assert articles_for_rule(store.conn, "m") == [seen.article_ids[0], bulk.article_ids[0]]
     store.close()
+
+
+def test_a_new_article_is_matched_as_it_was_stored(tmp_path: Path) -> None:
+    """The ingest path builds a just-inserted article's MatchDoc without reading it back; it must be
+    the MatchDoc that reading it back gives (text, language, domain, feed name and tags)."""
+    from monitor.models import Article
+    from monitor.store.matches import feed_row_of, match_doc, new_article_doc
+
+    store = make_archive(tmp_path / "a.db", 0)
+    with store.transaction() as conn:
+        feed_id = store.ensure_feed(conn, "RFI", "u1", now=NOW)
+        article = Article(
+            key="url:https://www.rfi.fr/fr/afrique/mali", url="https://www.rfi.fr/fr/afrique/mali", guid=None,
+            title="Mali : la junte à Bamako", summary="Le colonel Goïta a reçu…", content="<texte>",
+            published=NOW, published_source="published", undated=False, first_seen=NOW, language="fr",
+            fingerprint="f1",
+        )
+        write = store.write_article(conn, feed_id, article, now=NOW)
+        assert write.status == "new"
+        assert new_article_doc(article, feed_row_of(conn, feed_id)) == match_doc(conn, write.article_id)
+        assert match_doc(conn, write.article_id).tags == ["afrique"]
+    store.close()

@@ -169,6 +169,24 @@ def match_doc(conn: sqlite3.Connection, article_id: int, article: "Article | Non
     return _doc(title, summary, content, language, domain, feed_rows)
 
 
+def new_article_doc(article: "Article", feed_row: FeedRow) -> MatchDoc:
+    """``match_doc`` of an article just inserted from the feed of ``feed_row`` (``feed_row_of``): its
+    stored text, language and domain are the article's own and that feed is its only one, so nothing
+    needs reading back."""
+    return _doc(article.title, article.summary, article.content, article.language, article.domain, [feed_row])
+
+
+def feed_row_of(conn: sqlite3.Connection, feed_id: int) -> FeedRow:
+    """(name, stored tags) of a feed, as ``_feed_rows`` gives them."""
+    try:
+        row = conn.execute("SELECT name, tags FROM feeds WHERE id = ?", (feed_id,)).fetchone()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read feed {feed_id}: {exc}") from exc
+    if row is None:
+        raise StoreError(f"no feed {feed_id}")
+    return row[0], row[1]
+
+
 def _since_text(since: datetime | str | None) -> str | None:
     return to_iso(since) if isinstance(since, datetime) else since
 
