@@ -196,19 +196,15 @@ def _scan(
     previous_name: str | None = None
     previous_end = -1
     for index, raw in enumerate(words):
-        term = fold(raw)
-        is_number = raw[0].isdigit()
-        is_acronym = raw.isupper() and len(raw) >= 2 and not is_number
-        if not is_number and not is_acronym and (len(term) < 2 or term in _STOPWORDS):
+        term, kind = _classify(raw, stemming)
+        if term is None:
             previous_name = None
             continue
-        is_name = True
-        if is_acronym:
-            term = raw  # acronyms stay upper-case so "US" is not "us"
-        elif not is_number:
+        if kind == _WORD_KIND:
             is_name = trust_case and raw[0].isupper() and _looks_like_name(text, matches, index)
-            if stemming:
-                term = stem(term)
+        else:
+            is_name = True  # figures and acronyms
+        is_number = kind == _NUMBER_KIND
         if is_name:
             names.add(term)
             if pairing and previous_name is not None and text[previous_end:matches[index].start()].strip() == "":
@@ -220,6 +216,27 @@ def _scan(
             previous_name = None
         previous_end = matches[index].end() if pairing else -1
         counts[term] = counts.get(term, 0.0) + weight
+
+
+_WORD_KIND, _NUMBER_KIND, _ACRONYM_KIND = 0, 1, 2
+
+
+@lru_cache(maxsize=200_000)
+def _classify(raw: str, stemming: bool) -> tuple[str | None, int]:
+    """(term, kind) of a word as written; term None for a stop word or a one-letter word.
+
+    Figures keep their digits; acronyms stay upper-case so that "US" is not "us"; other words are
+    folded and, with ``stemming``, stemmed. One cached look-up per word: extracting features is on
+    every article's path.
+    """
+    if raw[0].isdigit():
+        return fold(raw), _NUMBER_KIND
+    if raw.isupper() and len(raw) >= 2:
+        return raw, _ACRONYM_KIND
+    term = fold(raw)
+    if len(term) < 2 or term in _STOPWORDS:
+        return None, _WORD_KIND
+    return (stem(term) if stemming else term), _WORD_KIND
 
 
 @lru_cache(maxsize=200_000)
