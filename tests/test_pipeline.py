@@ -138,3 +138,35 @@ def test_bad_config_is_exit_2_without_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config), "--db", str(tmp_path / "a.db"), "poll"])
     assert result.exit_code == 2
     assert "feeds[0].interval" in result.output and "Traceback" not in result.output
+
+
+def test_parser_workers_compute_the_story_features_assign_would() -> None:
+    """`newsmon poll` of many feeds computes each article's story features in the parser processes;
+    they must be exactly what the clusterer computes itself (same order as the articles)."""
+    from datetime import datetime, timezone
+
+    from monitor.config import FeedConfig
+    from monitor.models import FetchResult
+    from monitor.pipeline import FeedParser
+    from monitor.stories import Tuning, article_features
+
+    items = "".join(
+        f"<item><title>Mali : la junte reçoit l'ONU à Bamako ({n})</title><link>https://example.org/a/{n}</link>"
+        f"<description>&lt;p&gt;Le colonel Assimi Goïta a reçu le 12 février une délégation de l'ONU. "
+        f"Les États-Unis et la France suivent.&lt;/p&gt;</description></item>"
+        for n in range(5)
+    )
+    body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+    result = FetchResult(requested_url="https://example.org/rss", url="https://example.org/rss", status=200,
+                         headers={"content-type": "application/rss+xml"}, body=body.encode())
+    tuning = Tuning()
+    parser = FeedParser(2, tuning=tuning)
+    try:
+        _, articles, _, features = parser.parse(result, FeedConfig(name="f", url="https://example.org/rss"),
+                                                now=datetime(2026, 2, 17, tzinfo=timezone.utc))
+    finally:
+        parser.close()
+    assert len(articles) == 5 and features is not None and len(features) == 5
+    for article, computed in zip(articles, features):
+        assert computed == article_features(article, tuning)
+    assert {"goita", "bamako", "ONU"} <= features[0].names
