@@ -109,7 +109,9 @@ class ParseError(MonitorError):
 
 
 class StoreError(MonitorError):
-    pass
+    # Set by ``pipeline.poll_feeds`` when the archive failed during a poll of several feeds (a full
+    # disk...) and the poll stopped there: the results of the feeds done before (their articles are stored).
+    poll_results: list | None = None
 
 
 class ReadOnlyError(StoreError):

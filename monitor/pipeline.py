@@ -461,7 +461,9 @@ def poll_feeds(
     on_result: Callable[[FeedPollResult], None] | None = None,
 ) -> list[FeedPollResult]:
     """Refresh several feeds once, ``concurrency`` at a time and at most ``per_host`` per host.
-    One feed's failure never stops the others (it is recorded on that feed)."""
+    One feed's failure never stops the others (it is recorded on that feed). A failure of the
+    archive itself does: feeds not started yet are not polled, and the StoreError raised carries the
+    results of those that were done (``poll_results``)."""
     settings = ctx.config.monitor
     host_slots: dict[str, threading.BoundedSemaphore] = {}
     for name in names:
@@ -475,13 +477,27 @@ def poll_feeds(
         with host_slots[leases.feed_host(feed.url) if feed else ""]:
             return refresh_feed(ctx, name, owner=owner)
 
+    failure: StoreError | None = None
     with ThreadPoolExecutor(max_workers=max(1, min(settings.concurrency, len(names))),
                             thread_name_prefix="poll") as pool:
-        for future in as_completed([pool.submit(run, name) for name in names]):
-            result = future.result()
+        futures = [pool.submit(run, name) for name in names]
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            try:
+                result = future.result()
+            except StoreError as exc:
+                if failure is None:
+                    failure = exc
+                    for pending in futures:
+                        pending.cancel()  # the ones not started
+                continue
             results.append(result)
             if on_result is not None:
                 on_result(result)
     order = {name: index for index, name in enumerate(names)}
     results.sort(key=lambda result: order.get(result.feed, len(order)))
+    if failure is not None:
+        failure.poll_results = results
+        raise failure
     return results

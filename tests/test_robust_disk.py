@@ -62,23 +62,29 @@ def test_full_disk_during_poll_is_a_clear_error_then_polling_resumes(tmp_path: P
             assert {result.status for result in poll_feeds(ctx, names, owner="disk")} == {"ok"}
             before = article_keys(db)
             pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
-            store.conn.execute(f"PRAGMA max_page_count = {pages + 3}")   # the "disk" is nearly full
+            store.conn.execute(f"PRAGMA max_page_count = {pages + 250}")   # room for a feed or two, not six
             _serve(feed_server, LATER)
 
             with pytest.raises(StoreError) as caught:
                 poll_feeds(ctx, names, owner="disk")
             assert "disk is full" in str(caught.value)
+            # The poll stopped at the failure and says which feeds were done before it: those are stored.
+            assert caught.value.poll_results is not None
+            done = {result.feed for result in caught.value.poll_results if result.status == "ok"}
+            assert 0 < len(done) < len(names)
             assert not store.conn.in_transaction
             assert integrity(db) == "ok"
             assert before <= article_keys(db)
             with store.reading() as conn:
                 # one transaction per feed: a feed has all its new articles or none of them
                 assert set(_per_feed_counts(conn).values()) <= {FIRST, LATER}
+                assert all(_per_feed_counts(conn)[name] == LATER for name in done)
                 assert conn.execute("SELECT count(*) FROM feeds WHERE lease_owner IS NOT NULL").fetchone()[0] == 0
 
             store.conn.execute("PRAGMA max_page_count = 1073741823")       # space is back
             results = poll_feeds(ctx, names, owner="disk")
-            assert {result.status for result in results} == {"ok"}
+            assert {result.feed for result in results if result.status == "unchanged"} == done
+            assert {result.status for result in results if result.feed not in done} == {"ok"}
             with store.reading() as conn:
                 assert set(_per_feed_counts(conn).values()) == {LATER}
         finally:
@@ -120,6 +126,10 @@ def test_newsmon_poll_on_a_full_disk_exits_with_a_message_then_resumes(tmp_path:
     assert "disk is full" in full.stderr or "disk I/O error" in full.stderr, full.stderr
     assert integrity(db) == "ok"
     assert before <= article_keys(db)
+    # Each feed printed as done before the failure has all its new articles stored.
+    stored = _per_feed_counts(sqlite3.connect(db))
+    printed = [line.split()[1] for line in full.stdout.splitlines() if line.startswith("ok ")]
+    assert all(stored[name] == LATER for name in printed), (printed, stored)
 
     again = run_newsmon(config, db, "poll", cwd=tmp_path)
     assert again.returncode == 0, again.stderr

@@ -45,6 +45,7 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
     Exits 0 also when some feeds fail: each feed gets one line (status, new, updated, error).
     """
     from monitor import alerts
+    from monitor.errors import StoreError
     from monitor.pipeline import build_context, poll_feeds
     from monitor.store import leases
 
@@ -63,6 +64,10 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
                 results = poll_feeds(ctx, names, owner=owner, on_result=lambda _: bar.update(1))
         else:
             results = poll_feeds(ctx, names, owner=owner)
+    except StoreError as exc:
+        for result in exc.poll_results or []:  # what was stored before the archive failed
+            click.echo(_describe(result))
+        raise
     finally:
         ctx.close()
     for result in results:
