@@ -111,6 +111,9 @@ def bulk_insert(
             result.article_ids.clear()
         total.add(result)
         log.debug("bulk batch stored new=%d existing=%d links=%d", result.new, result.existing, result.links)
+    if clusterer is not None:
+        with store.transaction() as conn:
+            clusterer.flush(conn)  # the document counts it still holds in memory
     log.info("bulk insert done new=%d existing=%d links=%d batches=%d", total.new, total.existing, total.links,
              total.batches)
     return total
