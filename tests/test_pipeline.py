@@ -170,3 +170,23 @@ def test_parser_workers_compute_the_story_features_assign_would() -> None:
     for article, computed in zip(articles, features):
         assert computed == article_features(article, tuning)
     assert {"goita", "bamako", "ONU"} <= features[0].names
+
+
+def test_a_poll_leaves_the_document_counts_of_every_article_it_clustered(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Story statistics are counted in memory and written in batches; a poll writes the rest when it
+    ends, so the archive's document count is the number of articles clustered (no corpus needed)."""
+    items = "".join(
+        f"<item><title>Niger: report {n} on the Tillabéri convoy</title><link>https://example.org/n/{n}</link>"
+        f"<description>Attack number {n} near Tillabéri, officials in Niamey said.</description></item>"
+        for n in range(7)
+    )
+    feed_server.add("/niger.xml", f"<rss version='2.0'><channel><title>n</title>{items}</channel></rss>".encode())
+    config = write_config(tmp_path / "feeds.toml", [("niger", feed_server.url("/niger.xml"))])
+    db = tmp_path / "archive.db"
+    assert run("--config", str(config), "--db", str(db), "poll").exit_code == 0
+    conn = sqlite3.connect(db)
+    documents = conn.execute("SELECT value FROM story_stats WHERE key = 'documents'").fetchone()
+    assert documents == (7,)
+    assert conn.execute("SELECT df FROM story_df WHERE term = 'niamey'").fetchone() == (7,)
