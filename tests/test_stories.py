@@ -305,16 +305,22 @@ def test_vector_cache_follows_the_stored_bytes(store: Store) -> None:
     assert cache.decode(story_id, blob) == story_store.decode_story_vector(blob)
 
 
-def test_a_story_changed_by_another_writer_is_read_afresh(store: Store) -> None:
-    """Two clusterers (two processes' worth of state) on one archive: each sees the other's joins."""
-    one = Ingest(store, StoryClusterer(window=timedelta(days=7)))
-    two = Ingest(store, StoryClusterer(window=timedelta(days=7)))
+def _quake_reported_by_two_writers(one: Ingest, two: Ingest) -> StoryAssignment:
+    """Background news and the first and third quake reports through ``one``, the second through
+    ``two``; all three reports must be one story. Returns the first report's assignment."""
     for index, (title, summary) in enumerate(BACKGROUND):
         one.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
     _, first = one.new(*QUAKE[0], "outlet0", T0)
     _, second = two.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
     _, third = one.new(*QUAKE[2], "outlet2", T0 + timedelta(minutes=40))
-    assert second.story_id == first.story_id == third.story_id
+    assert first.story_id == second.story_id == third.story_id
+    return first
+
+
+def test_a_story_changed_by_another_writer_is_read_afresh(store: Store) -> None:
+    """Two clusterers (two processes' worth of state) on one archive: each sees the other's joins."""
+    first = _quake_reported_by_two_writers(Ingest(store, StoryClusterer(window=timedelta(days=7))),
+                                           Ingest(store, StoryClusterer(window=timedelta(days=7))))
     with store.transaction() as conn:
         count, blob = conn.execute("SELECT article_count, vector FROM stories WHERE id = ?",
                                    (first.story_id,)).fetchone()
@@ -418,14 +424,8 @@ def test_memory_follows_another_connections_commits(tmp_path: Path) -> None:
     try:
         with one_store.transaction() as conn:
             story_store.apply_schema(conn)
-        one = Ingest(one_store, StoryClusterer(window=timedelta(days=7)))
-        two = Ingest(two_store, StoryClusterer(window=timedelta(days=7)))
-        for index, (title, summary) in enumerate(BACKGROUND):
-            one.new(title, summary, f"background{index}", T0 - timedelta(days=1, hours=index))
-        _, first = one.new(*QUAKE[0], "outlet0", T0)
-        _, second = two.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=20))
-        _, third = one.new(*QUAKE[2], "outlet2", T0 + timedelta(minutes=40))
-        assert first.story_id == second.story_id == third.story_id
+        first = _quake_reported_by_two_writers(Ingest(one_store, StoryClusterer(window=timedelta(days=7))),
+                                               Ingest(two_store, StoryClusterer(window=timedelta(days=7))))
         assert _article_count(one_store, first.story_id) == 3  # a stale copy in `one` would write 2
     finally:
         one_store.close()
