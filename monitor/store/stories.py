@@ -150,7 +150,8 @@ def candidate_stories(
     min_overlap: float,
     limit: int,
 ) -> list[int]:
-    """Recent stories posted under the article's probe terms, best first.
+    """Recent stories posted under the article's probe terms, best first (the clusterer reads the
+    same rows from its memory, ``stories.StoryMemory``; this query is the reference it is tested against).
 
     Each term reads at most ``per_term`` of its most recent stories (newest article at or after
     ``since``), so the cost does not grow with the archive. A story's overlap is the summed
@@ -287,28 +288,6 @@ def load_story_states(
         rows = conn.execute(f"SELECT {_STATE_COLUMNS} FROM stories s WHERE s.id IN ({marks})", chunk)
         states.extend(_state(row, cache) for row in rows)
     return states
-
-
-def candidate_states(
-    conn: sqlite3.Connection,
-    weights: dict[str, float],
-    *,
-    since: str,
-    per_term: int,
-    min_overlap: float,
-    limit: int,
-    cache: VectorCache | None = None,
-) -> list[StoryState]:
-    """``candidate_stories`` and ``load_story_states`` in one query: the states, best first."""
-    if not weights:
-        return []
-    sql, params = _candidate_sql(weights, since=since, per_term=per_term, min_overlap=min_overlap, limit=limit)
-    rows = conn.execute(
-        f"SELECT {_STATE_COLUMNS} FROM ({sql}) c JOIN stories s ON s.id = c.story_id "
-        "ORDER BY c.overlap DESC, c.story_id DESC",
-        params,
-    )
-    return [_state(row, cache) for row in rows]
 
 
 def story_by_fingerprint(
