@@ -195,8 +195,10 @@ class Dispatcher:
         deadline = time.monotonic() + budget
         submitted = 0
         while self._accepting:
-            started, blocked = self._submit_round()
+            started, blocked, stale = self._submit_round()
             submitted += started
+            if stale and time.monotonic() < deadline:
+                continue  # the list showed polls that had just finished as due: read it again now
             if started == 0 and not blocked:
                 return submitted
             remaining = deadline - time.monotonic()
@@ -211,8 +213,9 @@ class Dispatcher:
     def _full(self) -> bool:
         return len(self._inflight) >= self.concurrency
 
-    def _submit_round(self) -> tuple[int, bool]:
-        """One look at the due list; (how many submitted, whether due feeds were left waiting for a slot)."""
+    def _submit_round(self) -> tuple[int, bool, bool]:
+        """One look at the due list: (how many submitted, whether due feeds were left waiting for a slot,
+        whether the list was stale: it showed feeds whose poll finished while it was being read)."""
         with self._changed:
             free = self.concurrency - len(self._inflight)
             busy = len(self._inflight)
@@ -221,16 +224,19 @@ class Dispatcher:
             listed_after = self._completed
             self._finished_at = {name: at for name, at in self._finished_at.items() if at > listed_after}
         if free <= 0:
-            return 0, True
+            return 0, True, False
         now = self._now()
         due = self._find_due(now, max(4 * free, 64) + busy)
         started = 0
-        blocked = False
+        blocked = stale = False
         with self._changed:
             for feed in due:
                 if not self._accepting:
                     break
-                if feed.name in self._inflight or self._finished_at.get(feed.name, 0) > listed_after:
+                if feed.name in self._inflight:
+                    continue
+                if self._finished_at.get(feed.name, 0) > listed_after:
+                    stale = True
                     continue
                 if len(self._inflight) >= self.concurrency:
                     blocked = True
@@ -241,7 +247,7 @@ class Dispatcher:
                     continue
                 self._start(feed, host, now)
                 started += 1
-        return started, blocked
+        return started, blocked, stale
 
     def _start(self, feed: DueFeed, host: str, now: datetime) -> None:
         due_at = from_iso(feed.next_check)
