@@ -158,8 +158,6 @@ def _refresh_leased(
     except ParseError as exc:
         return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
                                http_status=result.status, retry_after=None)
-    if features is None:  # parsed in this thread: compute them here too, before taking the write lock
-        features = [article_features(article, ctx.clusterer.tuning) for article in articles]
     catch_up = _is_catch_up(ctx.config, feed, row, now)
     interval = ctx.config.feed_interval(feed)
     state = _success_state(ctx, feed, row, result, now=now, interval=interval, ttl=parsed.ttl_minutes)
