@@ -67,6 +67,8 @@ class PollContext:
 
 def flush_clusterer(store: Store, clusterer: StoryClusterer) -> None:
     """Write the document counts a clusterer still holds in memory (statistics: a failure is logged)."""
+    if not clusterer.frequencies.pending:
+        return
     try:
         with store.transaction() as conn:
             clusterer.flush(conn)

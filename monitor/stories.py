@@ -367,6 +367,11 @@ class DocumentFrequencies:
         if self._pending_documents >= self.flush_every:
             self.flush(conn)
 
+    @property
+    def pending(self) -> int:
+        """Documents counted in memory and not written yet."""
+        return self._pending_documents
+
     def flush(self, conn: sqlite3.Connection) -> None:
         if self._pending_documents and conn is self._conn:
             story_store.add_document_counts(conn, self._pending, self._pending_documents)
