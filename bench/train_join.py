@@ -36,6 +36,9 @@ seeds 1 and 2 and B-cubed precision and recall are averaged over the held-out to
 (each document's predicted cluster counted whole, so a merge with any document counts). The
 current decision is scored the same way on the same documents, in the same run.
 
+Result (bench/RESULTS-stories.md, quality section): no learned form beats the current rules, even
+in-sample, so the clusterer keeps them; this script records how that was measured.
+
     python bench/train_join.py [--method logistic|search] [--folds 5] [--l2 1.0]
                                [--thresholds 0.4 0.5 0.6] [--no-cv]
 """
@@ -64,6 +67,7 @@ from monitor.store import Store  # noqa: E402
 from monitor.store import stories as story_store  # noqa: E402
 from monitor.stories import (  # noqa: E402
     StoryClusterer,
+    Tuning,
     _lang,
     _missing_story_names,
     _normalised,
@@ -162,7 +166,16 @@ class LearnedClusterer(StoryClusterer):
         return probability if probability >= self.model.threshold else 0.0
 
 
-def pair_features(similarity, vector, names, title_names, title_terms, state, tuning) -> list[float]:  # type: ignore[no-untyped-def]
+def pair_features(
+    similarity: float,
+    vector: dict[str, float],
+    names: set[str],
+    title_names: set[str],
+    title_terms: set[str],
+    state: story_store.StoryState,
+    tuning: Tuning,
+) -> list[float]:
+    """The values of ``FEATURES`` for one (article, candidate story) pair, in that order."""
     centroid = state.vector
     shared_terms = sum(1 for term in vector if term in centroid)
     name_total = name_novel = 0.0
