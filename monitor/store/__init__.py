@@ -58,8 +58,7 @@ def translate_sqlite_error(exc: sqlite3.Error, path: Path | str) -> StoreError:
 
 
 _RECOGNISE_SQL = (
-    "SELECT * FROM (SELECT 0, id, title, summary, content, feed_id FROM articles WHERE key = :key) "
-    "UNION ALL SELECT * FROM (SELECT 1, id, title, summary, content, feed_id FROM articles "
+    "SELECT * FROM (SELECT 1, id, title, summary, content, feed_id FROM articles "
     "WHERE :by_url AND url = :url ORDER BY id LIMIT 1) "
     "UNION ALL SELECT * FROM (SELECT 2, id, title, summary, content, feed_id FROM articles "
     "WHERE :guid IS NOT NULL AND guid = :guid AND key LIKE 'guid:%' ORDER BY id LIMIT 1) "
@@ -317,14 +316,18 @@ class Store:
         title and summary are kept in ``article_versions``.
         """
         seen_text = to_iso(now or article.first_seen)
-        # One statement for the three ways an article is recognised, in order: its key; its canonical
-        # URL (unless URL merging is off for this feed); its GUID, when that GUID made another article's key.
-        row = conn.execute(_RECOGNISE_SQL, {
-            "key": article.key, "by_url": bool(merge_urls and article.url), "url": article.url,
-            "guid": article.guid or None,
-        }).fetchone()
-        if row is not None:
-            row = row[1:]
+        # Recognised by its key (an article seen again: one look-up), else by its canonical URL (unless
+        # URL merging is off for this feed) or its GUID when that GUID made another article's key, in
+        # that order, in one statement.
+        row = conn.execute(
+            "SELECT id, title, summary, content, feed_id FROM articles WHERE key = ?", (article.key,)
+        ).fetchone()
+        if row is None and ((merge_urls and article.url) or article.guid):
+            row = conn.execute(_RECOGNISE_SQL, {
+                "by_url": bool(merge_urls and article.url), "url": article.url, "guid": article.guid or None,
+            }).fetchone()
+            if row is not None:
+                row = row[1:]
         if row is None:
             cursor = conn.execute(
                 "INSERT INTO articles(key, url, guid, title, summary, content, published, published_source, "
