@@ -40,6 +40,8 @@ from monitor.timeutil import from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
+WORKER_NICENESS = 10  # parser workers yield the CPU to the writer (see _init_worker)
+
 LEASE_MARGIN = timedelta(seconds=60)
 
 
@@ -230,10 +232,20 @@ def _parse_job(
     return ("ok", meta, articles, single_link, features)
 
 
+def _init_worker(parent_pid: int) -> None:
+    """Pool initializer: a lower CPU priority (the one writer, in the parent, is what a poll waits
+    for: when the cores are busy it must not queue behind parsing), and exit with the parent."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError as exc:  # not allowed here (some sandboxes): parse at the same priority
+        log.debug("parser worker keeps its priority error=%s", exc)
+    _exit_with_parent(parent_pid)
+
+
 def _exit_with_parent(parent_pid: int) -> None:
-    """Pool initializer: end this worker once the process that made the pool is gone. After a SIGKILL
-    nobody shuts the pool down, and idle workers (which hold the forkserver's liveness pipe) would wait
-    for work forever, keeping the forkserver alive too."""
+    """End this worker once the process that made the pool is gone. After a SIGKILL nobody shuts the
+    pool down, and idle workers (which hold the forkserver's liveness pipe) would wait for work
+    forever, keeping the forkserver alive too."""
 
     def watch() -> None:
         while True:
@@ -263,7 +275,7 @@ class FeedParser:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["monitor.pipeline"])
                 self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                                     initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                                     initializer=_init_worker, initargs=(os.getpid(),))
             return self._executor
 
     def parse(
