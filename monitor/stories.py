@@ -38,6 +38,7 @@ import re
 import sqlite3
 import unicodedata
 from bisect import insort
+from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -404,7 +405,8 @@ class StoryMemory:
     when another connection has committed (``PRAGMA data_version``), when this connection's last
     transaction rolled back or retention changed story tables (the TEMP mark, see
     ``store.stories.advance_clusterer_mark``), or when the connection is another one. So it never
-    answers from state the archive does not hold. Bounded: cleared when full.
+    answers from state the archive does not hold. Bounded: the least recently used stories go first
+    when ``max_states`` are held; the term table is emptied when it holds ``max_terms``.
     """
 
     def __init__(self, per_term: int, max_terms: int = 50_000, max_states: int = 20_000) -> None:
@@ -416,7 +418,7 @@ class StoryMemory:
         self._mark = -1
         self._postings: dict[str, list[tuple[str, int]]] = {}  # term -> [(last_published, story id)], oldest first
         self._complete: set[str] = set()                 # terms whose every posting is held
-        self._states: dict[int, story_store.StoryState] = {}
+        self._states: OrderedDict[int, story_store.StoryState] = OrderedDict()  # least recently used first
 
     def sync(self, conn: sqlite3.Connection) -> None:
         mark = next(_MARKS)
@@ -504,22 +506,30 @@ class StoryMemory:
 
     def remember(self, state: story_store.StoryState) -> None:
         """Hold a state this clusterer just wrote (it equals what a reload would read)."""
-        if len(self._states) >= self.max_states:
-            self._states.clear()
-        self._states[state.id] = state
+        self._hold(state)
 
     def states(
         self, conn: sqlite3.Connection, story_ids: list[int], cache: story_store.VectorCache
     ) -> list[story_store.StoryState]:
         """The states of ``story_ids`` in that order (missing ids left out), loaded once."""
         held = self._states
-        missing = [story_id for story_id in story_ids if story_id not in held]
+        missing = []
+        for story_id in story_ids:
+            if story_id in held:
+                held.move_to_end(story_id)  # recently used: kept longest
+            else:
+                missing.append(story_id)
         if missing:
-            if len(held) + len(missing) > self.max_states:
-                held.clear()
             for state in story_store.load_story_states(conn, missing, cache):
-                held[state.id] = state
+                self._hold(state)
         return [held[story_id] for story_id in story_ids if story_id in held]
+
+    def _hold(self, state: story_store.StoryState) -> None:
+        held = self._states
+        held[state.id] = state
+        held.move_to_end(state.id)
+        while len(held) > self.max_states:
+            held.popitem(last=False)  # the least recently used
 
 
 class StoryClusterer:
