@@ -409,7 +409,7 @@ class StoryMemory:
     when ``max_states`` are held; the term table is emptied when it holds ``max_terms``.
     """
 
-    def __init__(self, per_term: int, max_terms: int = 50_000, max_states: int = 20_000) -> None:
+    def __init__(self, per_term: int, max_terms: int = 50_000, max_states: int = 50_000) -> None:
         self.per_term = per_term
         self.max_terms = max_terms
         self.max_states = max_states
