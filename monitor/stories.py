@@ -513,16 +513,19 @@ class StoryMemory:
     ) -> list[story_store.StoryState]:
         """The states of ``story_ids`` in that order (missing ids left out), loaded once."""
         held = self._states
+        found: dict[int, story_store.StoryState] = {}
         missing = []
         for story_id in story_ids:
             if story_id in held:
                 held.move_to_end(story_id)  # recently used: kept longest
+                found[story_id] = held[story_id]
             else:
                 missing.append(story_id)
         if missing:
             for state in story_store.load_story_states(conn, missing, cache):
+                found[state.id] = state
                 self._hold(state)
-        return [held[story_id] for story_id in story_ids if story_id in held]
+        return [found[story_id] for story_id in story_ids if story_id in found]
 
     def _hold(self, state: story_store.StoryState) -> None:
         held = self._states

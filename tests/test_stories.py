@@ -466,3 +466,26 @@ def test_memory_finds_the_same_candidates_as_the_index_query(store: Store) -> No
                 assert clusterer.memory.candidates(conn, weights, since=since, min_overlap=0.1, limit=5) == expected
                 compared += 1
     assert compared == 180
+
+
+def test_a_small_memory_gives_the_same_stories(tmp_path: Path) -> None:
+    """The memory's bounds only cost reloads: with room for 1 story and 3 terms (evicting and
+    reloading all the time) the stories are exactly those of an unbounded memory."""
+    def cluster(path: Path, **bounds: int) -> list[int]:
+        opened = Store.open(path)
+        with opened.transaction() as conn:
+            story_store.apply_schema(conn)
+        clusterer = StoryClusterer(window=timedelta(days=7))
+        if bounds:
+            clusterer.memory.max_states = bounds["states"]
+            clusterer.memory.max_terms = bounds["terms"]
+        run = Ingest(opened, clusterer)
+        texts = BACKGROUND + QUAKE + ARREST_A + ARREST_B + QUAKE[::-1] + ARREST_A[::-1]
+        stories = [run.new(title, summary, f"outlet{index % 4}", T0 + timedelta(minutes=7 * index))[1].story_id
+                   for index, (title, summary) in enumerate(texts)]
+        opened.close()
+        return stories
+
+    unbounded = cluster(tmp_path / "unbounded.db")
+    assert len(set(unbounded)) < len(unbounded)  # some articles joined stories
+    assert cluster(tmp_path / "small.db", states=1, terms=3) == unbounded
