@@ -12,6 +12,7 @@ from monitor.models import Article
 from monitor.store import Store
 from monitor.store import stories as story_store
 from monitor.stories import StoryAssignment, StoryClusterer, Tuning, extract_features, fold, stem
+from monitor.timeutil import to_iso
 
 T0 = datetime(2026, 2, 17, 8, 0, tzinfo=timezone.utc)
 
@@ -459,7 +460,7 @@ def test_memory_finds_the_same_candidates_as_the_index_query(store: Store) -> No
         with store.transaction() as conn:
             clusterer.memory.sync(conn)
             for days in (1, 2, 7):
-                since = (T0 + timedelta(hours=index) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                since = to_iso(T0 + timedelta(hours=index) - timedelta(days=days))
                 weights = {word: 1.0 / (rank + 1) for rank, word in enumerate(words)}
                 expected = story_store.candidate_stories(conn, weights, since=since, per_term=4, min_overlap=0.1,
                                                          limit=5)

@@ -217,19 +217,18 @@ def advance_clusterer_mark(conn: sqlite3.Connection, *, expected: int, version: 
 
 def reset_clusterer_mark(conn: sqlite3.Connection, new: int) -> int:
     """Set this connection's clusterer mark to ``new``; returns the current ``PRAGMA data_version``."""
-    _create_mark_table(conn)
-    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, ?)", (new,))
+    _set_mark(conn, new)
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
-
-
-def _create_mark_table(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS newsmon_story_mark(id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
 
 
 def forget_clusterer_state(conn: sqlite3.Connection) -> None:
     """Tell clusterers using this connection that story tables changed under them (retention)."""
-    _create_mark_table(conn)
-    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, 0)")
+    _set_mark(conn, 0)
+
+
+def _set_mark(conn: sqlite3.Connection, value: int) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS newsmon_story_mark(id INTEGER PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.execute("INSERT OR REPLACE INTO temp.newsmon_story_mark(id, value) VALUES (1, ?)", (value,))
 
 
 _STATE_COLUMNS = (
