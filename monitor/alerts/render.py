@@ -12,7 +12,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import quote, urlsplit
 
 from monitor.timeutil import to_iso
@@ -155,13 +155,10 @@ def _alert_text(item: dict[str, Any]) -> list[str]:
         lines.append("Feeds: " + one_line(", ".join(feeds)))
     sources = item.get("sources") or []
     lines.append(f"Sources so far ({len(sources)}):")
-    for source in sources[:MAX_SOURCES]:
-        source_link = safe_link(source.get("url"))
-        lines.append(f"- {one_line(source.get('feed'), 80)}: {one_line(source.get('title'))}")
-        if source_link:
-            lines.append(f"  {source_link}")
-    if len(sources) > MAX_SOURCES:
-        lines.append(f"- ... and {len(sources) - MAX_SOURCES} more")
+    lines.extend(_source_lines(
+        sources, lambda source: f"- {one_line(source.get('feed'), 80)}: {one_line(source.get('title'))}",
+        "- ... and {} more",
+    ))
     return lines
 
 
@@ -176,13 +173,24 @@ def _alert_chat(item: dict[str, Any]) -> list[str]:
         lines.append("Matched " + chat_text(", ".join(matched)))
     sources = item.get("sources") or []
     lines.append(f"Sources so far ({len(sources)})")
+    lines.extend(_source_lines(
+        sources, lambda source: f"\u2022 {chat_text(source.get('feed'), 80)} \u2013 {chat_text(source.get('title'))}",
+        "\u2022 and {} more",
+    ))
+    return lines
+
+
+def _source_lines(sources: list[dict[str, Any]], line: Callable[[dict[str, Any]], str], more: str) -> list[str]:
+    """The first ``MAX_SOURCES`` sources, each ``line(source)`` then its link indented; ``more``
+    (with ``{}`` for the count) when there are others."""
+    lines = []
     for source in sources[:MAX_SOURCES]:
-        source_link = safe_link(source.get("url"))
-        lines.append(f"\u2022 {chat_text(source.get('feed'), 80)} \u2013 {chat_text(source.get('title'))}")
-        if source_link:
-            lines.append(f"  {source_link}")
+        lines.append(line(source))
+        link = safe_link(source.get("url"))
+        if link:
+            lines.append(f"  {link}")
     if len(sources) > MAX_SOURCES:
-        lines.append(f"\u2022 and {len(sources) - MAX_SOURCES} more")
+        lines.append(more.format(len(sources) - MAX_SOURCES))
     return lines
 
 
