@@ -18,9 +18,10 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from monitor import alerts as alerts_module
 from monitor.config import Config, FeedConfig
@@ -131,15 +132,35 @@ def refresh_feed(ctx: PollContext, feed_name: str, *, owner: str, now: datetime 
     if not acquired:
         log.info("feed already being polled elsewhere feed=%s", feed_name)
         return FeedPollResult(feed=feed_name, status="skipped", error="being polled by another process")
+    lease = _Lease(feed_name, owner)
     try:
-        return _refresh_leased(ctx, feed, row, now=now, owner=owner, started=started)
+        return _refresh_leased(ctx, feed, row, now=now, lease=lease, started=started)
     finally:
-        with ctx.store.transaction() as conn:
-            leases.release_lease(conn, feed_name, owner)
+        if not lease.released:  # the poll ended before its last write (an error of the archive)
+            with ctx.store.transaction() as conn:
+                leases.release_lease(conn, feed_name, owner)
+
+
+@dataclass
+class _Lease:
+    """The lease a refresh holds on its feed; the refresh's last transaction gives it back."""
+
+    feed: str
+    owner: str
+    released: bool = False
+
+
+@contextmanager
+def _last_transaction(store: Store, lease: _Lease) -> Iterator[sqlite3.Connection]:
+    """The feed's last write of a refresh, which also releases its lease (one transaction, not two)."""
+    with store.transaction() as conn:
+        yield conn
+        leases.release_lease(conn, lease.feed, lease.owner)
+    lease.released = True
 
 
 def _refresh_leased(
-    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, owner: str, started: float,
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, lease: _Lease, started: float,
 ) -> FeedPollResult:
     # A permanent redirect seen earlier is followed directly; the validators belong to the URL that sent
     # them (sync_feeds clears both when the configured URL changes).
@@ -147,20 +168,20 @@ def _refresh_leased(
     try:
         result = ctx.fetcher.fetch(url, etag=row.get("etag"), last_modified=row.get("last_modified"))
     except FetchError as exc:
-        return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
+        return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=exc.kind, message=exc.message,
                                http_status=exc.status, retry_after=exc.retry_after)
 
     if result.not_modified:
-        return _record_unchanged(ctx, feed, row, result, now=now, started=started, status="not_modified")
+        return _record_unchanged(ctx, feed, row, result, lease, now=now, started=started, status="not_modified")
     body_hash = hashlib.sha256(result.body).hexdigest()
     if body_hash == row.get("body_hash"):
-        return _record_unchanged(ctx, feed, row, result, now=now, started=started, status="unchanged")
+        return _record_unchanged(ctx, feed, row, result, lease, now=now, started=started, status="unchanged")
 
     parser = ctx.parser or INLINE_PARSER
     try:
         parsed, articles, single_link, features = parser.parse(result, feed, now=now)
     except ParseError as exc:
-        return _record_failure(ctx, feed, row, now=now, started=started, kind=exc.kind, message=exc.message,
+        return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=exc.kind, message=exc.message,
                                http_status=result.status, retry_after=None)
     catch_up = _is_catch_up(ctx.config, feed, row, now)
     interval = ctx.config.feed_interval(feed)
@@ -172,7 +193,7 @@ def _refresh_leased(
         ttl_s=parsed.ttl_minutes * 60 if parsed.ttl_minutes else None,
         single_link=int(single_link),
     )
-    with ctx.store.transaction() as conn:
+    with _last_transaction(ctx.store, lease) as conn:
         outcome = _ingest(
             conn, ctx.store, row["id"], feed.name, articles, now=now, clusterer=ctx.clusterer,
             ruleset=ctx.ruleset, config=ctx.config, catch_up=catch_up, merge_urls=not single_link,
@@ -352,12 +373,12 @@ def _success_state(
 
 
 def _record_unchanged(
-    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], result: FetchResult, *, now: datetime,
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], result: FetchResult, lease: _Lease, *, now: datetime,
     started: float, status: str,
 ) -> FeedPollResult:
     ttl = int(row["ttl_s"] // 60) if row.get("ttl_s") else None
     state = _success_state(ctx, feed, row, result, now=now, interval=ctx.config.feed_interval(feed), ttl=ttl)
-    with ctx.store.transaction() as conn:
+    with _last_transaction(ctx.store, lease) as conn:
         ctx.store.update_feed(conn, row["id"], **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome=status, http_status=result.status,
                             duration=time.monotonic() - started)
@@ -367,7 +388,7 @@ def _record_unchanged(
 
 
 def _record_failure(
-    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, started: float, kind: str,
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], lease: _Lease, *, now: datetime, started: float, kind: str,
     message: str, http_status: int | None, retry_after: float | None,
 ) -> FeedPollResult:
     errors = int(row.get("consecutive_errors") or 0) + 1
@@ -387,7 +408,7 @@ def _record_failure(
         "retry_after": to_iso(now + timedelta(seconds=retry_after)) if retry_after else None,
         "gone": int(gone),
     }
-    with ctx.store.transaction() as conn:
+    with _last_transaction(ctx.store, lease) as conn:
         ctx.store.update_feed(conn, row["id"], **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome="error", http_status=http_status,
                             duration=time.monotonic() - started, error_kind=kind, error=message)
@@ -445,7 +466,7 @@ def _ingest(
         assignment = clusterer.assign(conn, write.article_id, article, feed_name, now=now,
                                       features=features[index] if features is not None else None)
         matches: list[RuleMatch] = []
-        if ruleset is not None:
+        if ruleset is not None and ruleset.rules:  # no rules: no match document to build
             if write.status == "new":
                 if own_feed is None:
                     own_feed = feed_row_of(conn, feed_id)

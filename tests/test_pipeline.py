@@ -88,6 +88,12 @@ def test_identical_body_without_validators_parses_nothing(
     assert "unchanged" in again.output
     outcomes = [row[0] for row in sqlite3.connect(db).execute("SELECT outcome FROM fetch_log ORDER BY id")]
     assert outcomes == ["ok", "unchanged"]
+    assert _leases_held(db) == 0
+
+
+def _leases_held(db: Path) -> int:
+    """Feeds whose poll lease is still taken (each refresh's last write gives its lease back)."""
+    return sqlite3.connect(db).execute("SELECT count(*) FROM feeds WHERE lease_owner IS NOT NULL").fetchone()[0]
 
 
 def test_one_failing_feed_does_not_stop_the_others(tmp_path: Path, real_feeds: list[Path],
@@ -111,6 +117,7 @@ def test_one_failing_feed_does_not_stop_the_others(tmp_path: Path, real_feeds: l
     kinds = dict(sqlite3.connect(db).execute("SELECT name, last_error_kind FROM feeds"))
     assert kinds["missing"] == "http_status"
     assert kinds["broken"] in {"html_page", "not_a_feed"}
+    assert _leases_held(db) == 0
 
 
 def test_permanent_redirect_and_gone_are_recorded(tmp_path: Path, real_feeds: list[Path],
