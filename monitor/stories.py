@@ -482,7 +482,11 @@ class StoryMemory:
             if entries is None:
                 writes.append(term)
                 continue
-            held = next((index for index, entry in enumerate(entries) if entry[1] == story_id), None)
+            held = None
+            for index in range(len(entries) - 1, -1, -1):  # newest last: a story just posted is found first
+                if entries[index][1] == story_id:
+                    held = index
+                    break
             if held is not None:
                 if entries[held][0] >= stale_before:
                     continue  # the upsert would keep it
