@@ -38,7 +38,7 @@ import re
 import sqlite3
 import unicodedata
 from bisect import insort
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -285,12 +285,14 @@ def _opens_sentence(text: str, start: int) -> bool:
 def weigh(features: Features, df: dict[str, int], documents: int, tuning: Tuning) -> dict[str, float]:
     """L2-normalised weights of the strongest ``article_terms`` terms."""
     weights: dict[str, float] = {}
+    log, get, names = math.log, df.get, features.names
+    numbers, entities = tuning.number_boost, tuning.entity_boost
     for term, tf in features.counts.items():
-        idf = math.log((documents + 1) / (df.get(term, 0) + 1)) + 1.0
-        boost = 1.0
-        if term in features.names:
-            boost = tuning.number_boost if term[0].isdigit() else tuning.entity_boost
-        weights[term] = (1.0 + math.log(tf)) * idf * boost
+        idf = log((documents + 1) / (get(term, 0) + 1)) + 1.0
+        weight = (1.0 + log(tf)) * idf
+        if term in names:
+            weight *= numbers if term[0].isdigit() else entities
+        weights[term] = weight
     if len(weights) > tuning.article_terms:
         weights = dict(sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[: tuning.article_terms])
     return _normalised(weights)
@@ -339,9 +341,9 @@ class DocumentFrequencies:
         self.flush_every = flush_every
         self.refresh_every = refresh_every
         self._conn: sqlite3.Connection | None = None
-        self._known: dict[str, int] = {}
+        self._known: Counter[str] = Counter()
         self._documents = 0
-        self._pending: dict[str, int] = {}
+        self._pending: Counter[str] = Counter()
         self._pending_documents = 0
         self._since_refresh = 0
 
@@ -358,10 +360,8 @@ class DocumentFrequencies:
         return {term: known[term] for term in terms}, self._documents
 
     def count(self, conn: sqlite3.Connection, terms: list[str]) -> None:
-        known, pending = self._known, self._pending
-        for term in terms:
-            known[term] = known.get(term, 0) + 1
-            pending[term] = pending.get(term, 0) + 1
+        self._known.update(terms)  # Counter.update counts a list in C
+        self._pending.update(terms)
         self._documents += 1
         self._pending_documents += 1
         self._since_refresh += 1
@@ -376,15 +376,15 @@ class DocumentFrequencies:
     def flush(self, conn: sqlite3.Connection) -> None:
         if self._pending_documents and conn is self._conn:
             story_store.add_document_counts(conn, self._pending, self._pending_documents)
-        self._pending = {}
+        self._pending = Counter()
         self._pending_documents = 0
 
     def _reset(self, conn: sqlite3.Connection) -> None:
         if self._conn is not None and conn is self._conn:
             self.flush(conn)
         self._conn = conn
-        self._known = {}
-        self._pending = {}
+        self._known = Counter()
+        self._pending = Counter()
         self._pending_documents = 0
         self._since_refresh = 0
         self._documents = story_store.document_count(conn)
