@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-import apprise
 import httpx
 
 from monitor import __version__
@@ -134,6 +133,8 @@ def _apprise_schemes() -> frozenset[str]:
 
 
 def _apprise_rejects(url: str) -> str | None:
+    import apprise  # imported when first needed: a poll that sends nothing does not pay for it
+
     secrets = secrets_of(url)
     register_secrets(secrets)
     with apprise.LogCapture(fmt="%(message)s") as captured:
@@ -271,6 +272,8 @@ class AppriseChannel:
         return self.scheme in _EMAIL_SCHEMES
 
     def send(self, message: Message) -> None:
+        import apprise
+
         asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY)
         notifier = apprise.Apprise(asset=asset)
         if not notifier.add(self.url):
