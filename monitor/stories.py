@@ -37,7 +37,7 @@ import math
 import re
 import sqlite3
 import unicodedata
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -448,10 +448,7 @@ class StoryMemory:
             entries = postings.get(term)
             if entries is None:
                 entries = self._load(conn, term)
-            for index in range(len(entries) - 1, -1, -1):  # newest first, the index's order
-                published, story_id = entries[index]
-                if published < since:
-                    break
+            for _, story_id in entries[bisect_left(entries, (since,)):]:  # those published at or after since
                 overlap[story_id] = get(story_id, 0.0) + weight
         ranked = heapq.nlargest(limit, ((o, s) for s, o in overlap.items() if o >= min_overlap))
         return [story_id for _, story_id in ranked]
