@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import feedparser
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.clean import clean_title, html_to_text, normalize_whitespace
+from monitor.clean import (
+    clean_title, fast_markup_to_text, html_to_text, normalize_whitespace, soup_markup_to_text,
+)
+from tests.corpus_support import corpus_headers
 
 
 @pytest.mark.parametrize("html, text", [
@@ -101,3 +108,100 @@ def test_huge_fields_are_cut_before_parsing() -> None:
     text = html_to_text("<p>word </p>" * (MAX_HTML_CHARS // 5))
     assert len(text) <= MAX_HTML_CHARS
     assert text.startswith("word\nword")
+
+
+# --- the fast path (regular-expression tokeniser) against the BeautifulSoup path -----------------------------
+
+def _corpus_fields(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """The feed title and every entry's title, summary and content values, as the production parser reads them."""
+    fields: list[str] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes):
+        body = path.read_bytes()
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=corpus_headers(body),
+                                  sanitize_html=False, resolve_relative_uris=False)
+        values = [parsed.feed.get("title")]
+        for entry in parsed.entries:
+            values += [entry.get("title"), entry.get("summary")]
+            values += [content.get("value") for content in entry.get("content") or []]
+        fields += [value for value in values if isinstance(value, str) and value]
+    return fields
+
+
+def _assert_paths_agree(markup: str) -> bool:
+    """Both paths give the same text; True when the fast path took the markup."""
+    fast = fast_markup_to_text(markup)
+    if fast is not None:
+        assert fast == soup_markup_to_text(markup), markup
+    assert html_to_text(markup) == html_to_text(markup, fast_path=False), markup
+    return fast is not None
+
+
+@pytest.mark.parametrize("folder, suffixes, min_share", [
+    ("real-feeds", (".xml", ".rss", ".atom"), 0.80),
+    ("feedparser-tests", (".xml", ".json"), 0.75),
+])
+def test_fast_path_agrees_with_soup_on_corpus_fields(
+    corpora: Path, folder: str, suffixes: tuple[str, ...], min_share: float,
+) -> None:
+    fields = _corpus_fields(corpora / folder, suffixes)
+    markup = [field for field in fields if "<" in field]
+    fast = sum(_assert_paths_agree(field) for field in markup)
+    for field in fields:
+        if "<" not in field:
+            assert html_to_text(field) == html_to_text(field, fast_path=False)
+    share = fast / len(markup)
+    print(f"{folder}: {len(fields)} fields, {len(markup)} with '<', fast path took {fast} ({share:.1%})")
+    assert len(markup) > 500
+    assert share >= min_share
+
+
+# Markup from a small alphabet. "Simple" pieces are ones the fast path may accept (unclosed, unmatched and
+# self-closing tags, quoted ">" in attributes, entities of every kind it reads); "odd" pieces make it give up.
+_SIMPLE_TAGS = ["p", "P", "div", "li", "ul", "h2", "pre", "td", "th", "b", "a", "A", "span", "em", "font",
+                "br", "BR", "img", "wbr", "hr", "source"]
+_ODD_TAGS = ["script", "style", "iframe", "svg", "video", "input", "form", "noscript", "title", "textarea",
+             "xmp", "plaintext", "template", "rt"]
+_SIMPLE_ATTRIBUTES = [
+    ' href="https://x.example/?a=1&amp;b=2"', " class='c'", ' title="a>b"', " title='x\"<y>'", " data-x=bare",
+    " checked", ' alt = "spaced"', " a=b/c",
+]
+_ODD_ATTRIBUTES = [" src=x/", " x='unclosed", ' y="a>b', " z==1", ' u="1"v="2"', " \u00a0nbsp=1", " w=\u00a0"]
+_SIMPLE_TEXT = [
+    "word", "Two words", " ", "  ", "\n", "\t", "\x0c", "\r\n", "\u00a0", "\u00ad", "é", ">", "&amp;",
+    "&lt;b&gt;", "&quot;", "&nbsp;", "&eacute;", "&foo;", "&amp.x;", "&#39;", "&#x27;", "&#150;", "&#0;", "&#12;",
+    "&#10;", "&#32;", "& ", "a&b;c", "AT&T ",
+]
+_ODD_TEXT = [
+    "&amp", "&nbsp", "&", "&#", "&#x;", "&#99999999;", "AT&T", "<", "< ", "<1", "a < b", "<!-- c -->",
+    "<!DOCTYPE html>", "<![CDATA[cdata]]>", "<?php x ?>", "</>", "</ p>", "</p x>", "<a", "<b/ >", "<o:p>",
+    "</br>", "</img>",
+]
+
+
+def _markup(tags: list[str], attributes: list[str], texts: list[str]) -> st.SearchStrategy[str]:
+    name = st.sampled_from(tags)
+    start = st.tuples(name, st.lists(st.sampled_from(attributes), max_size=2).map("".join),
+                      st.sampled_from(["", "", "", "/", " /"])).map(lambda t: f"<{t[0]}{t[1]}{t[2]}>")
+    end = st.tuples(name, st.sampled_from(["", "", " ", "\n"])).map(lambda t: f"</{t[0]}{t[1]}>")
+    return st.lists(st.one_of(start, end, st.sampled_from(texts)), max_size=30).map("".join)
+
+
+_GENERATED_MARKUP = st.one_of(
+    _markup(_SIMPLE_TAGS, _SIMPLE_ATTRIBUTES + [""] * 4, _SIMPLE_TEXT),
+    _markup(_SIMPLE_TAGS * 3 + _ODD_TAGS, _SIMPLE_ATTRIBUTES + _ODD_ATTRIBUTES + [""] * 8,
+            _SIMPLE_TEXT * 3 + _ODD_TEXT),
+)
+
+
+def test_fast_path_agrees_with_soup_on_generated_markup() -> None:
+    counts = {"examples": 0, "fast": 0}
+
+    @settings(max_examples=3000, deadline=None, database=None)
+    @given(_GENERATED_MARKUP)
+    def check(markup: str) -> None:
+        counts["examples"] += 1
+        counts["fast"] += _assert_paths_agree(markup)
+
+    check()
+    print(f"generated markup: the fast path took {counts['fast']} of {counts['examples']} examples")
+    assert counts["fast"] >= 0.4 * counts["examples"]
