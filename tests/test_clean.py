@@ -205,3 +205,12 @@ def test_fast_path_agrees_with_soup_on_generated_markup() -> None:
     check()
     print(f"generated markup: the fast path took {counts['fast']} of {counts['examples']} examples")
     assert counts["fast"] >= 0.4 * counts["examples"]
+
+
+def test_exactly_the_invisible_and_control_characters_are_removed() -> None:
+    """Soft hyphen, zero-width characters, the BOM, the Mongolian vowel separator and the C0/C1 controls
+    (except tab, newline, carriage return) vanish; every other BMP character leaves a trace."""
+    expected = {0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x180E}
+    expected |= {code for code in range(0x20) if code not in (0x09, 0x0A, 0x0D)} | set(range(0x7F, 0xA0))
+    removed = {code for code in range(0x10000) if normalize_whitespace(f"a{chr(code)}b") == "ab"}
+    assert removed == expected
