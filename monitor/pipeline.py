@@ -428,17 +428,21 @@ def ingest_articles(
     store: Store, feed_name: str, articles: Sequence[Article], *, now: datetime | None = None,
     clusterer: StoryClusterer | None = None, ruleset: RuleSet | None = None, config: Config | None = None,
     catch_up: bool = False, merge_urls: bool = True, feed_url: str | None = None,
+    features: Sequence[Features] | None = None,
 ) -> IngestResult:
     """Store normalised articles of one feed in one transaction: article rows, feed links, stories,
     rule matches and the alert outbox. The same path ``refresh_feed`` uses after normalising (imports,
-    benchmarks and the clustering evaluation call it directly)."""
+    benchmarks and the clustering evaluation call it directly). ``features``: the articles' story
+    features computed ahead (``article_features`` with the clusterer's tuning, same order), as
+    ``newsmon poll``'s parser workers do; None computes them here."""
     now = now or utcnow()
     own_clusterer = clusterer is None  # lives for this call only: its counts are written before it ends
     clusterer = clusterer or StoryClusterer(window=config.monitor.story_window if config else timedelta(days=7))
     with store.transaction() as conn:
         feed_id = store.ensure_feed(conn, feed_name, feed_url or f"urn:newsmon:feed:{feed_name}", now=now)
         result = _ingest(conn, store, feed_id, feed_name, articles, now=now, clusterer=clusterer, ruleset=ruleset,
-                         config=config, catch_up=catch_up, merge_urls=merge_urls, first_poll=catch_up)
+                         config=config, catch_up=catch_up, merge_urls=merge_urls, first_poll=catch_up,
+                         features=features)
         if own_clusterer:
             clusterer.flush(conn)
         return result
