@@ -13,7 +13,6 @@ are compared field by field.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from collections.abc import Callable
@@ -23,23 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import feedparser  # noqa: E402
-
 from monitor.clean import _markup_to_text, fast_markup_to_text, html_to_text, soup_markup_to_text  # noqa: E402
+from tests.corpus_support import corpus_fields  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "real-feeds"
-
-
-def corpus_fields() -> list[str]:
-    fields: list[str] = []
-    for path in sorted(p for p in CORPUS.iterdir() if p.suffix in (".xml", ".rss", ".atom")):
-        parsed = feedparser.parse(io.BytesIO(path.read_bytes()), sanitize_html=False, resolve_relative_uris=False)
-        values = [parsed.feed.get("title")]
-        for entry in parsed.entries:
-            values += [entry.get("title"), entry.get("summary")]
-            values += [content.get("value") for content in entry.get("content") or []]
-        fields += [value for value in values if isinstance(value, str) and value]
-    return fields
 
 
 def cpu_seconds(function: Callable[[str], object], fields: list[str]) -> float:
@@ -66,7 +52,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    fields = corpus_fields()
+    fields = corpus_fields(CORPUS, (".xml", ".rss", ".atom"))
     markup = [field for field in fields if "<" in field]
     fast = [field for field in markup if fast_markup_to_text(field) is not None]
     chars = sum(map(len, markup))

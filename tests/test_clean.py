@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import feedparser
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 from monitor.clean import (
     clean_title, fast_markup_to_text, html_to_text, normalize_whitespace, soup_markup_to_text,
 )
-from tests.corpus_support import corpus_headers
+from tests.corpus_support import corpus_fields
 
 
 @pytest.mark.parametrize("html, text", [
@@ -112,21 +110,6 @@ def test_huge_fields_are_cut_before_parsing() -> None:
 
 # --- the fast path (regular-expression tokeniser) against the BeautifulSoup path -----------------------------
 
-def _corpus_fields(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
-    """The feed title and every entry's title, summary and content values, as the production parser reads them."""
-    fields: list[str] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes):
-        body = path.read_bytes()
-        parsed = feedparser.parse(io.BytesIO(body), response_headers=corpus_headers(body),
-                                  sanitize_html=False, resolve_relative_uris=False)
-        values = [parsed.feed.get("title")]
-        for entry in parsed.entries:
-            values += [entry.get("title"), entry.get("summary")]
-            values += [content.get("value") for content in entry.get("content") or []]
-        fields += [value for value in values if isinstance(value, str) and value]
-    return fields
-
-
 def _assert_paths_agree(markup: str) -> bool:
     """Both paths give the same text; True when the fast path took the markup."""
     fast = fast_markup_to_text(markup)
@@ -143,7 +126,7 @@ def _assert_paths_agree(markup: str) -> bool:
 def test_fast_path_agrees_with_soup_on_corpus_fields(
     corpora: Path, folder: str, suffixes: tuple[str, ...], min_share: float,
 ) -> None:
-    fields = _corpus_fields(corpora / folder, suffixes)
+    fields = corpus_fields(corpora / folder, suffixes)
     markup = [field for field in fields if "<" in field]
     fast = sum(_assert_paths_agree(field) for field in markup)
     for field in fields:
