@@ -65,6 +65,8 @@ LINE_ELEMENTS = frozenset({
     "summary", "center", "body", "html",
 })
 SPACE_ELEMENTS = frozenset({"td", "th", "img", "wbr"})
+# What an element adds to the text when it opens and, if it had content, when it closes.
+_SEPARATORS = {**dict.fromkeys(SPACE_ELEMENTS, " "), **dict.fromkeys(LINE_ELEMENTS, "\n")}
 
 _REMOVED_CHARS = frozenset(
     [0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x180E]
@@ -204,7 +206,7 @@ def fast_markup_to_text(markup: str) -> str | None:
             name = start_name.lower()
             if name in _FAST_PATH_REFUSED:
                 return None
-            separator = "\n" if name in LINE_ELEMENTS else (" " if name in SPACE_ELEMENTS else "")
+            separator = _SEPARATORS.get(name, "")
             stack[-1][2] = True
             if separator:
                 append(separator)
@@ -286,7 +288,7 @@ def _collect_text(root: Tag, parts: list[str]) -> None:
         if name in DROPPED_ELEMENTS:
             append(" ")
             continue
-        separator = "\n" if name in LINE_ELEMENTS else (" " if name in SPACE_ELEMENTS else "")
+        separator = _SEPARATORS.get(name, "")
         if separator:
             append(separator)
         if child.contents:
