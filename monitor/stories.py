@@ -749,6 +749,13 @@ class StoryClusterer:
         if score is not None:
             state.join_count += 1
             state.join_score += score
+        if score is None:
+            # The same text as one of the story's articles (fingerprint): the centroid stands for the
+            # story's distinct texts, so a copy leaves it and the headline as they are.
+            self._extend_span(state, feed, published)
+            story_store.update_story(conn, state, arrived=arrived, cache=self.vectors, vector_changed=False)
+            self._post(conn, state, vector)
+            return
         centroid = dict(state.vector)
         for term, weight in vector.items():
             centroid[term] = centroid.get(term, 0.0) + weight
@@ -758,13 +765,22 @@ class StoryClusterer:
         state.vector = centroid
         state.norm = math.sqrt(sum(w * w for w in centroid.values()))
         state.names = (state.names | names) & centroid.keys()
+        self._extend_span(state, feed, published)
+        self._choose_headline(state, article_id, article, title_vector)
+        story_store.update_story(conn, state, arrived=arrived, cache=self.vectors)
+        self._post(conn, state, vector)
+
+    @staticmethod
+    def _extend_span(state: story_store.StoryState, feed: str, published: str) -> None:
         if published < state.first_published:
             state.first_published = published
             state.first_seen = published
             state.first_feed = feed
         state.last_published = max(state.last_published, published)
-        self._choose_headline(state, article_id, article, title_vector)
-        story_store.update_story(conn, state, arrived=arrived, cache=self.vectors)
+
+    def _post(self, conn: sqlite3.Connection, state: story_store.StoryState, vector: dict[str, float]) -> None:
+        """Index the story under the article's strongest terms (entries fresher than
+        ``posting_refresh`` are left as they are)."""
         stale_before = to_iso(from_iso(state.last_published) - self.tuning.posting_refresh)  # type: ignore[operator]
         self.memory.post(conn, state.id, self._posting_terms(vector), last_published=state.last_published,
                          stale_before=stale_before or state.last_published)

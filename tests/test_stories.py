@@ -142,6 +142,30 @@ def test_identical_text_under_another_url_joins(ingest: Ingest) -> None:
     assert copy.joined and copy.score == 1.0 and copy.source_added
 
 
+def test_a_copy_extends_the_story_but_leaves_its_centroid(ingest: Ingest, store: Store) -> None:
+    """An exact copy (same text, another URL) counts as an article and moves the story's span and
+    index entries, but the centroid stands for distinct texts: it does not move towards the copy."""
+    (title, summary), rewrite = QUAKE[0], QUAKE[1]
+    _, first = ingest.new(title, summary, "wire", T0)
+    ingest.new(*rewrite, "outlet1", T0 + timedelta(hours=1))
+    before = story_store.load_story_states(store.conn, [first.story_id], None)[0]
+    _, copy = ingest.new(title, summary, "aggregator", T0 + timedelta(days=2))
+    assert copy.story_id == first.story_id and copy.score == 1.0
+    after = story_store.load_story_states(store.conn, [first.story_id], None)[0]
+    assert after.vector == before.vector and after.headline == before.headline
+    assert after.article_count == 3 and after.join_count == before.join_count
+    assert after.last_published == to_iso(T0 + timedelta(days=2))
+    # The state held in memory is what the archive holds.
+    held = ingest.clusterer.memory.states(store.conn, [first.story_id], ingest.clusterer.vectors)[0]
+    assert (held.vector, held.article_count, held.last_published) == (after.vector, 3, after.last_published)
+    # Index entries were refreshed to the new span: 2 days is past `posting_refresh`.
+    recent = store.conn.execute(
+        "SELECT count(*) FROM story_postings WHERE story_id = ? AND last_published = ?",
+        (first.story_id, after.last_published),
+    ).fetchone()[0]
+    assert recent > 0
+
+
 def test_article_older_than_the_window_starts_a_new_story(ingest: Ingest) -> None:
     title, summary = QUAKE[0]
     _, first = ingest.new(title, summary, "outlet0", T0)

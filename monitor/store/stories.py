@@ -369,8 +369,23 @@ def update_story(
     *,
     arrived: str,
     cache: VectorCache | None = None,
+    vector_changed: bool = True,
 ) -> None:
-    """Write back a state the clusterer changed (headline, times, first outlet, centroid)."""
+    """Write back a state the clusterer changed (headline, times, first outlet, centroid).
+
+    ``vector_changed=False``: centroid, names and headline vector are as stored; only the other
+    columns are written (the vector blob is the larger part of the work).
+    """
+    if not vector_changed:
+        conn.execute(
+            "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
+            "first_published = ?, last_published = ?, article_count = ?, join_count = ?, join_score = ?, "
+            "updated = max(updated, ?) WHERE id = ?",
+            (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
+             state.first_published, state.last_published, state.article_count, state.join_count,
+             state.join_score, arrived, state.id),
+        )
+        return
     blob, decoded = _encode(state.vector, state.names, state.headline_vector)
     conn.execute(
         "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
