@@ -10,7 +10,8 @@ Speed: feedparser's own HTML sanitizer and relative-URI rewriting inside HTML ar
 clean stage (``monitor.clean.html_to_text``) turns every HTML field into plain text anyway. feedparser
 is not told the feed URL either: with a base URI it joins that base with itself at every element (a
 quarter of its time on the benchmark feeds). Links come out of it resolved against any ``xml:base``;
-those still relative are resolved against the feed URL here.
+those still relative are resolved against the feed URL here. Its SAX parser buffers character data
+(``monitor.saxdriver``).
 
 Error kinds (``ParseError.kind``): ``empty`` (no bytes), ``html_page`` (an HTML page, no feed in it),
 ``not_a_feed`` (anything else without a feed or entries), ``invalid_json`` (a JSON body that does not
@@ -29,6 +30,7 @@ from typing import Any, Mapping
 from urllib.parse import urljoin
 
 import feedparser
+import feedparser.api as _feedparser_api
 import feedparser.namespaces._base as _feedparser_base
 
 from monitor.errors import ParseError
@@ -48,6 +50,10 @@ _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # has a scheme
 BOZO_MAX_CHARS = 200
 
 _dict_get = dict.get  # FeedParserDict.get goes through its alias machinery; entries are read a lot
+
+_SAX_DRIVER = "monitor.saxdriver"  # expat with buffered character data (see that module)
+if _SAX_DRIVER not in _feedparser_api.PREFERRED_XML_PARSERS:
+    _feedparser_api.PREFERRED_XML_PARSERS.insert(0, _SAX_DRIVER)
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str | None = None) -> ParsedFeed:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import xml.sax
 from datetime import datetime, timezone
 from pathlib import Path
 
+import feedparser.api as feedparser_api
+import feedparser.mixin as feedparser_mixin
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
+from monitor.saxdriver import BufferedExpatParser
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 UTC = timezone.utc
@@ -186,6 +190,57 @@ def test_bozo_feed_keeps_its_entries() -> None:
     assert [entry.title for entry in parsed.entries] == ["one & two", "three"]
     assert parsed.bozo is not None
     assert "\n" not in parsed.bozo and len(parsed.bozo) <= 200
+
+
+# --------------------------------------------------------------------------- buffered SAX driver
+
+def _parse_with_plain_expat(body: bytes) -> object:
+    """parse_feed with feedparser's default driver list (Python's unbuffered expat driver)."""
+    drivers = feedparser_api.PREFERRED_XML_PARSERS
+    saved = list(drivers)
+    drivers[:] = [name for name in drivers if name != "monitor.saxdriver"]
+    try:
+        return parse_feed(body, {"Content-Type": "application/rss+xml"}, "https://example.org/feed")
+    finally:
+        drivers[:] = saved
+
+
+def test_feedparser_gets_text_in_whole_runs() -> None:
+    """Escaped HTML reaches feedparser as one piece per run of text, and the result is the same."""
+    summary = "&lt;p&gt;" + "&amp;".join(f"word{n}\nline" for n in range(300)) + "&lt;/p&gt;"
+    body = rss_with_items(f"<item><title>T &amp; U</title><link>https://example.org/1</link>"
+                          f"<description>{summary}</description></item>")
+    pieces: list[int] = []
+    original = feedparser_mixin._FeedParserMixin.handle_data
+
+    def counting(self, text, escape=1):  # type: ignore[no-untyped-def]
+        pieces.append(len(text))
+        return original(self, text, escape)
+
+    feedparser_mixin._FeedParserMixin.handle_data = counting
+    try:
+        buffered = parse_feed(body, {"Content-Type": "application/rss+xml"}, "https://example.org/feed")
+        buffered_pieces = len(pieces)
+        pieces.clear()
+        plain = _parse_with_plain_expat(body)
+    finally:
+        feedparser_mixin._FeedParserMixin.handle_data = original
+    assert isinstance(xml.sax.make_parser(feedparser_api.PREFERRED_XML_PARSERS), BufferedExpatParser)
+    assert buffered == plain
+    assert buffered.entries[0].summary.count("word") == 300
+    assert len(pieces) > 1000 and buffered_pieces < 50
+
+
+def test_buffered_driver_changes_nothing_on_the_real_feeds(corpora: Path) -> None:
+    checked = 0
+    for path in sorted((corpora / "real-feeds").iterdir()):
+        body = path.read_bytes()
+        if body.lstrip()[:1] != b"<":
+            continue
+        buffered = parse_feed(body, {"Content-Type": "application/rss+xml"}, "https://example.org/feed")
+        assert buffered == _parse_with_plain_expat(body), path.name
+        checked += 1
+    assert checked >= 40
 
 
 # ----------------------------------------------------------------------------------------- encodings
