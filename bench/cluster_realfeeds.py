@@ -26,7 +26,8 @@ from monitor.config import FeedConfig  # noqa: E402
 from monitor.errors import ParseError  # noqa: E402
 from monitor.models import Article  # noqa: E402
 from monitor.parse import parse_feed  # noqa: E402
-from monitor.pipeline import ingest_articles, normalize_feed  # noqa: E402
+from monitor.parsejob import normalize_feed  # noqa: E402
+from monitor.pipeline import ingest_articles  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.store import stories as story_store  # noqa: E402
 from monitor.stories import StoryClusterer  # noqa: E402

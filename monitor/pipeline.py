@@ -27,21 +27,18 @@ from monitor import alerts as alerts_module
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchSettings, cache_max_age
-from monitor.models import Article, FeedPollResult, FetchResult, ParsedFeed
-from monitor import normalize
+from monitor.models import Article, FeedPollResult, FetchResult
 from monitor.clean import clean_title
-from monitor.parse import parse_feed
+from monitor.parsejob import FeedMeta, init_worker, parse_job
 from monitor.rules import RuleMatch, RuleSet
 from monitor.schedule import next_check
 from monitor.store import Store
 from monitor.store import leases
 from monitor.store.matches import feed_row_of, match_doc, new_article_doc, record_matches
-from monitor.stories import Features, StoryClusterer, Tuning, article_features
+from monitor.stories import Features, StoryClusterer, Tuning
 from monitor.timeutil import from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
-
-WORKER_NICENESS = 10  # parser workers yield the CPU to the writer (see _init_worker)
 
 LEASE_MARGIN = timedelta(seconds=60)
 
@@ -102,7 +99,7 @@ def build_context(config: Config, store: Store, *, parallel_parse: bool = False)
     ``parallel_parse`` parses in one worker process per core (worth it when many feeds are polled)."""
     workers = os.cpu_count() or 1
     clusterer = StoryClusterer(window=config.monitor.story_window)
-    return PollContext(
+    ctx = PollContext(
         store=store,
         fetcher=Fetcher(fetch_settings(config)),
         config=config,
@@ -110,6 +107,9 @@ def build_context(config: Config, store: Store, *, parallel_parse: bool = False)
         clusterer=clusterer,
         parser=FeedParser(workers, tuning=clusterer.tuning) if parallel_parse and workers > 1 else None,
     )
+    if ctx.parser is not None:
+        ctx.parser.start()  # the workers start while the first feeds are fetched
+    return ctx
 
 
 # --------------------------------------------------------------------------- one feed
@@ -216,69 +216,6 @@ def _refresh_leased(
     )
 
 
-def normalize_feed(parsed: ParsedFeed, feed: FeedConfig, *, base_url: str, now: datetime) -> tuple[list[Article], bool]:
-    """Normalised articles of a parsed feed, de-duplicated by key (first wins), and whether URL
-    merging is off for it (every entry shares one link, such as a homepage)."""
-    articles: dict[str, Article] = {}
-    for article in normalize.normalize_feed(parsed, seen_at=now, feed_url=base_url, config_language=feed.language):
-        articles.setdefault(article.key, article)
-    return list(articles.values()), normalize.feed_has_single_link(parsed.entries)
-
-
-@dataclass(frozen=True)
-class FeedMeta:
-    """What the pipeline keeps of a parsed feed besides its articles (small, cheap to send between processes)."""
-
-    format: str
-    title: str
-    language: str | None
-    ttl_minutes: int | None
-    bozo: str | None
-    entries: int
-
-
-def _parse_job(
-    body: bytes, headers: dict[str, str], url: str, feed: FeedConfig, now: datetime, tuning: Tuning | None = None,
-) -> tuple[Any, ...]:
-    """Parse and normalise one fetched feed; runs in a worker process, so errors travel as values.
-    With ``tuning``, each article's story features are computed here too (off the writer's path)."""
-    try:
-        parsed = parse_feed(body, headers, url)
-    except ParseError as exc:
-        return ("error", exc.kind, exc.message)
-    articles, single_link = normalize_feed(parsed, feed, base_url=url, now=now)
-    meta = FeedMeta(parsed.format, parsed.title, parsed.language, parsed.ttl_minutes, parsed.bozo,
-                    len(parsed.entries))
-    features = [article_features(article, tuning) for article in articles] if tuning is not None else None
-    return ("ok", meta, articles, single_link, features)
-
-
-def _init_worker(parent_pid: int) -> None:
-    """Pool initializer: a lower CPU priority (the one writer, in the parent, is what a poll waits
-    for: when the cores are busy it must not queue behind parsing), and exit with the parent."""
-    try:
-        os.nice(WORKER_NICENESS)
-    except OSError as exc:  # not allowed here (some sandboxes): parse at the same priority
-        log.debug("parser worker keeps its priority error=%s", exc)
-    _exit_with_parent(parent_pid)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """End this worker once the process that made the pool is gone. After a SIGKILL nobody shuts the
-    pool down, and idle workers (which hold the forkserver's liveness pipe) would wait for work
-    forever, keeping the forkserver alive too."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(parent_pid, 0)
-            except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
-                os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 class FeedParser:
     """Parsing and normalising, the CPU-heavy stages, in a pool of worker processes so that a poll of
     many feeds uses every core (threads share one interpreter lock). A worker that dies (a parser
@@ -289,26 +226,44 @@ class FeedParser:
         self.tuning = tuning  # the clusterer's: its features are computed in the workers
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the worker processes now, in the background, so that the first feeds fetched do not
+        wait while they start (each imports the parsing modules first)."""
+        if self.workers > 1:
+            threading.Thread(target=self._start_workers, name="parser-start", daemon=True).start()
+
+    def _start_workers(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            pool = self._pool_locked()
+            for _ in range(self.workers):
+                pool.submit(int)  # a no-op: the executor starts one more process per job while none is idle
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
-            if self._executor is None:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["monitor.pipeline"])
-                self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                                     initializer=_init_worker, initargs=(os.getpid(),))
-            return self._executor
+            return self._pool_locked()
+
+    def _pool_locked(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["monitor.parsejob"])
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                                 initializer=init_worker, initargs=(os.getpid(),))
+        return self._executor
 
     def parse(
         self, result: FetchResult, feed: FeedConfig, *, now: datetime
     ) -> tuple[FeedMeta, list[Article], bool, list[Features] | None]:
         """(feed facts, articles, whether URL merging is off, the articles' story features or None)."""
         if self.workers <= 1:
-            outcome = _parse_job(result.body, dict(result.headers), result.url, feed, now)
+            outcome = parse_job(result.body, dict(result.headers), result.url, feed, now)
         else:
             pool = self._pool()
             try:
-                outcome = pool.submit(_parse_job, result.body, dict(result.headers), result.url, feed, now,
+                outcome = pool.submit(parse_job, result.body, dict(result.headers), result.url, feed, now,
                                       self.tuning).result()
             except BrokenProcessPool as exc:
                 with self._lock:
@@ -324,6 +279,7 @@ class FeedParser:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)

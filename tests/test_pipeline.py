@@ -179,6 +179,52 @@ def test_parser_workers_compute_the_story_features_assign_would() -> None:
     assert {"goita", "bamako", "ONU"} <= features[0].names
 
 
+def test_parser_workers_start_early_and_a_killed_worker_fails_only_its_feed() -> None:
+    """``start`` brings the worker processes up before any feed is parsed; a worker killed (as by the
+    kernel's OOM killer) fails the feed it was given with ``parser_crash``, and the next feed gets a
+    new pool."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+    from datetime import datetime, timezone
+
+    from monitor.config import FeedConfig
+    from monitor.errors import ParseError
+    from monitor.models import FetchResult
+    from monitor.pipeline import FeedParser
+
+    def workers() -> list[multiprocessing.process.BaseProcess]:
+        return [child for child in multiprocessing.active_children() if child.is_alive()]
+
+    body = b"<rss version='2.0'><channel><title>t</title><item><title>a</title><link>https://example.org/a</link>" \
+           b"</item></channel></rss>"
+    result = FetchResult(requested_url="https://example.org/rss", url="https://example.org/rss", status=200,
+                         headers={"content-type": "application/rss+xml"}, body=body)
+    feed = FeedConfig(name="f", url="https://example.org/rss")
+    now = datetime(2026, 2, 17, tzinfo=timezone.utc)
+    before = {child.pid for child in workers()}
+    parser = FeedParser(2)
+    try:
+        parser.start()
+        deadline = time.monotonic() + 30
+        while len({child.pid for child in workers()} - before) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = [child for child in workers() if child.pid not in before]
+        assert len(started) == 2  # up before the first parse
+        assert [article.title for article in parser.parse(result, feed, now=now)[1]] == ["a"]
+        for child in started:
+            os.kill(child.pid, signal.SIGKILL)
+        for child in started:
+            child.join(10)
+        with pytest.raises(ParseError) as failed:
+            parser.parse(result, feed, now=now)
+        assert failed.value.kind == "parser_crash"
+        assert [article.title for article in parser.parse(result, feed, now=now)[1]] == ["a"]
+    finally:
+        parser.close()
+
+
 def test_a_poll_leaves_the_document_counts_of_every_article_it_clustered(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:

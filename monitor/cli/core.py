@@ -172,7 +172,8 @@ def feeds_check(app: AppContext, url: str, limit: int, output_format: str) -> No
     from monitor.config import FeedConfig
     from monitor.fetch import Fetcher, FetchSettings
     from monitor.parse import parse_feed
-    from monitor.pipeline import fetch_settings, normalize_feed
+    from monitor.parsejob import normalize_feed
+    from monitor.pipeline import fetch_settings
 
     settings = fetch_settings(app.config()) if app.config_path.exists() else FetchSettings.default()
     with Fetcher(settings) as fetcher:
