@@ -349,8 +349,7 @@ class DocumentFrequencies:
 
     def lookup(self, conn: sqlite3.Connection, terms: list[str]) -> tuple[dict[str, int], int]:
         """(df of each term, documents) as of now, this process's unwritten counts included."""
-        if conn is not self._conn or self._since_refresh >= self.refresh_every:
-            self._reset(conn)
+        self._follow(conn)
         missing = [term for term in terms if term not in self._known]
         if missing:
             found = story_store.document_frequencies(conn, missing)
@@ -360,6 +359,7 @@ class DocumentFrequencies:
         return {term: known[term] for term in terms}, self._documents
 
     def count(self, conn: sqlite3.Connection, terms: list[str]) -> None:
+        self._follow(conn)
         self._known.update(terms)  # Counter.update counts a list in C
         self._pending.update(terms)
         self._documents += 1
@@ -378,6 +378,11 @@ class DocumentFrequencies:
             story_store.add_document_counts(conn, self._pending, self._pending_documents)
         self._pending = Counter()
         self._pending_documents = 0
+
+    def _follow(self, conn: sqlite3.Connection) -> None:
+        """Start over on another connection, and re-read the archive's counts now and then."""
+        if conn is not self._conn or self._since_refresh >= self.refresh_every:
+            self._reset(conn)
 
     def _reset(self, conn: sqlite3.Connection) -> None:
         if self._conn is not None and conn is self._conn:
@@ -586,6 +591,14 @@ class StoryClusterer:
         since = to_iso(article.published - self.window) or ""
         if features is None:
             features = article_features(article, self.tuning)
+        if article.fingerprint:
+            duplicate_of = story_store.story_by_fingerprint(
+                conn, article.fingerprint, article_id=article_id, since=since
+            )
+            if duplicate_of is not None:
+                copied = self.memory.states(conn, [duplicate_of], self.vectors)[0]
+                return self._join_copy(conn, copied, article_id, features, feed_name, arrived, published)
+
         terms = list(features.counts)
         df, documents = self.frequencies.lookup(conn, terms)
         self.frequencies.count(conn, terms)
@@ -596,14 +609,7 @@ class StoryClusterer:
 
         state: story_store.StoryState | None = None
         score: float | None = None
-        if article.fingerprint:
-            duplicate_of = story_store.story_by_fingerprint(
-                conn, article.fingerprint, article_id=article_id, since=since
-            )
-            if duplicate_of is not None:
-                state, score = self.memory.states(conn, [duplicate_of], self.vectors)[0], 1.0
-        exact = state is not None
-        if state is None and len(vector) >= self.tuning.min_terms:
+        if len(vector) >= self.tuning.min_terms:
             state, score = self._best_story(conn, vector, names, features.title_names, df, documents, article,
                                             since=since, when=when)
 
@@ -625,7 +631,7 @@ class StoryClusterer:
 
         story_id = state.id
         self._join(conn, state, article_id, article, feed_name, vector, names, title_vector, arrived, published,
-                   score=None if exact else score)
+                   score=score or 0.0)
         story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
         added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False)
         log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
@@ -633,6 +639,31 @@ class StoryClusterer:
         return StoryAssignment(story_id, created=False, joined=True, source_added=added, score=score)
 
     # ------------------------------------------------------------------ steps
+
+    def _join_copy(
+        self, conn: sqlite3.Connection, state: story_store.StoryState, article_id: int, features: Features,
+        feed: str, arrived: str, published: str,
+    ) -> StoryAssignment:
+        """The same text as an article of ``state`` (same fingerprint) joins it with score 1.0.
+
+        The centroid stands for the story's distinct texts, so it and the headline stay as they are; the
+        story's count and span change. The copy's terms are the original's, already in the story's
+        index: they are posted again only when the copy moves the story's last publication time.
+        """
+        terms = list(features.counts)
+        moves_on = published > state.last_published
+        if moves_on:
+            df, documents = self.frequencies.lookup(conn, terms)
+        self.frequencies.count(conn, terms)
+        state.article_count += 1
+        self._extend_span(state, feed, published)
+        story_store.update_story(conn, state, arrived=arrived, cache=self.vectors, vector_changed=False)
+        if moves_on:
+            self._post(conn, state, weigh(features, df, documents, self.tuning))
+        story_store.add_article(conn, state.id, article_id, feed=feed, arrived=arrived, score=1.0)
+        added = story_store.add_source(conn, state.id, article_id, feed=feed, arrived=arrived, touch=False)
+        log.debug("story joined story=%s article=%s feed=%s score=1.0 (copy)", state.id, article_id, feed)
+        return StoryAssignment(state.id, created=False, joined=True, source_added=added, score=1.0)
 
     def _seen_again(
         self, conn: sqlite3.Connection, story_id: int, article_id: int, article: Article, feed: str, arrived: str
@@ -743,19 +774,11 @@ class StoryClusterer:
         arrived: str,
         published: str,
         *,
-        score: float | None,
+        score: float,
     ) -> None:
         state.article_count += 1
-        if score is not None:
-            state.join_count += 1
-            state.join_score += score
-        if score is None:
-            # The same text as one of the story's articles (fingerprint): the centroid stands for the
-            # story's distinct texts, so a copy leaves it and the headline as they are.
-            self._extend_span(state, feed, published)
-            story_store.update_story(conn, state, arrived=arrived, cache=self.vectors, vector_changed=False)
-            self._post(conn, state, vector)
-            return
+        state.join_count += 1
+        state.join_score += score
         centroid = dict(state.vector)
         for term, weight in vector.items():
             centroid[term] = centroid.get(term, 0.0) + weight

@@ -164,6 +164,12 @@ def test_a_copy_extends_the_story_but_leaves_its_centroid(ingest: Ingest, store:
         (first.story_id, after.last_published),
     ).fetchone()[0]
     assert recent > 0
+    # A copy inside the story's span (an earlier time) posts nothing: its terms are already indexed.
+    postings = store.conn.execute("SELECT * FROM story_postings ORDER BY term, story_id").fetchall()
+    _, inside = ingest.new(title, summary, "mirror", T0 + timedelta(days=1))
+    assert inside.story_id == first.story_id
+    assert store.conn.execute("SELECT * FROM story_postings ORDER BY term, story_id").fetchall() == postings
+    assert story_store.load_story_states(store.conn, [first.story_id], None)[0].article_count == 4
 
 
 def test_article_older_than_the_window_starts_a_new_story(ingest: Ingest) -> None:
