@@ -301,7 +301,7 @@ def weigh(features: Features, df: dict[str, int], documents: int, tuning: Tuning
 def cosine(vector: dict[str, float], centroid: dict[str, float], norm: float | None = None) -> float:
     """Cosine of a normalised vector with an unnormalised centroid (of norm ``norm``, if known)."""
     if norm is None:
-        norm = math.sqrt(sum(w * w for w in centroid.values()))
+        norm = math.hypot(*centroid.values())
     if norm == 0.0:
         return 0.0
     small, large = (vector, centroid) if len(vector) <= len(centroid) else (centroid, vector)
@@ -310,7 +310,7 @@ def cosine(vector: dict[str, float], centroid: dict[str, float], norm: float | N
 
 
 def _normalised(weights: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(w * w for w in weights.values()))
+    norm = math.hypot(*weights.values())
     if norm == 0.0:
         return {}
     return {t: w / norm for t, w in weights.items()}
@@ -725,11 +725,15 @@ class StoryClusterer:
             if self._name_similarity(vector, names, state) >= self.tuning.cross_language_threshold:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
             return 0.0
-        score = cosine(vector, state.vector, state.norm) * decay
+        centroid = state.vector
+        shared = vector.keys() & centroid.keys()  # one set operation gives the dot product's terms and the counts
+        if not shared or state.norm == 0.0:
+            return 0.0
+        score = sum([vector[t] * centroid[t] for t in shared]) / state.norm * decay
         needed = self.tuning.threshold
-        if _shared_names(names, state.vector) >= self.tuning.many_names:
+        if sum(1 for t in shared if t in names and not t[0].isdigit()) >= self.tuning.many_names:
             needed = self.tuning.many_names_threshold
-        if score < needed or _shared_terms(vector, state.vector) < self.tuning.min_shared:
+        if score < needed or len(shared) < self.tuning.min_shared:
             return 0.0
         if _novel_title_names(vector, title_names, state) > self.tuning.novel_names:
             needed = max(needed, self.tuning.strict_threshold)
@@ -786,7 +790,7 @@ class StoryClusterer:
             centroid = dict(sorted(centroid.items(), key=lambda kv: kv[1], reverse=True)
                             [: self.tuning.centroid_terms])
         state.vector = centroid
-        state.norm = math.sqrt(sum(w * w for w in centroid.values()))
+        state.norm = math.hypot(*centroid.values())
         state.names = (state.names | names) & centroid.keys()
         self._extend_span(state, feed, published)
         self._choose_headline(state, article_id, article, title_vector)
@@ -865,15 +869,6 @@ def _numbers_disagree(vector: dict[str, float], centroid: dict[str, float], coun
     if not numbers or not any(t[0].isdigit() and len(t) >= 2 for t in centroid):
         return False
     return not any(t in centroid for t in numbers[:count])
-
-
-def _shared_names(names: set[str], centroid: dict[str, float]) -> int:
-    """Names (not figures) of the article that the story's centroid also holds."""
-    return sum(1 for term in names if term in centroid and not term[0].isdigit())
-
-
-def _shared_terms(vector: dict[str, float], centroid: dict[str, float]) -> int:
-    return sum(1 for term in vector if term in centroid)
 
 
 def _lang(code: str) -> str:

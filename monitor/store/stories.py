@@ -541,7 +541,7 @@ def _encode(
     ordered = named + [term for term in vector if term not in names]
     name_count = len(named)
     weights = array("f", [vector[term] for term in ordered])
-    norm = math.sqrt(sum(weight * weight for weight in weights))
+    norm = math.hypot(*weights)
     weights.extend(headline.values())
     count = len(ordered)
     header = _HEADER.pack(count, name_count, len(headline), norm)
