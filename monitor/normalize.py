@@ -18,6 +18,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 from monitor.clean import clean_title, html_to_text
@@ -53,6 +54,7 @@ NOT_LANGUAGES = frozenset({"us", "gb", "und", "mul", "zxx", "xx"})
 
 # ---------------------------------------------------------------------------------------------- URLs
 
+@lru_cache(maxsize=4096)  # pure; a feed's homepage and many GUIDs come back with every entry
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """The canonical form of an http(s) URL, or None for anything else.
 
