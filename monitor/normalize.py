@@ -54,7 +54,6 @@ NOT_LANGUAGES = frozenset({"us", "gb", "und", "mul", "zxx", "xx"})
 
 # ---------------------------------------------------------------------------------------------- URLs
 
-@lru_cache(maxsize=4096)  # pure; a feed's homepage and many GUIDs come back with every entry
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """The canonical form of an http(s) URL, or None for anything else.
 
@@ -65,11 +64,16 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     percent-encoded. Idempotent; never raises."""
     if not isinstance(url, str):
         return None
+    return _canonical_url(url, base if isinstance(base, str) else None)
+
+
+@lru_cache(maxsize=4096)  # pure; a feed's homepage and many GUIDs come back with every entry
+def _canonical_url(url: str, base: str | None) -> str | None:
     text = url.strip()
     if not text:
         return None
     try:
-        if base and isinstance(base, str):
+        if base:
             text = urljoin(base.strip(), text)
         parts = urlsplit(text)
         scheme = parts.scheme.lower()
