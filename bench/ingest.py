@@ -6,8 +6,11 @@ GUID made unique per copy, served on 127.0.0.1 with ETags, and each tool does
 - a cold ingest (empty database, every item new), then
 - a warm poll (same feeds, nothing changed: a tool that sends conditional headers gets 304s).
 
-For each it prints items stored, wall time, items/s, CPU time (user+system) and peak memory (max RSS),
-measured on the tool's own process with wait4(). newsmon runs its production path: `newsmon poll`.
+For each it prints items stored, wall time, items/s, CPU time (user+system) and peak memory (max RSS).
+CPU time counts every process the tool started, helpers that outlive it included (newsmon's parser
+workers are children of multiprocessing's forkserver, which ends just after newsmon does): this
+process becomes their reaper and waits for them all. Peak memory is the tool's own process.
+newsmon runs its production path: `newsmon poll`.
 
 Competitors are used when found: feed2exec (`pip install feed2exec`, set FEED2EXEC=/path/to/feed2exec if it
 lives in another venv) and newsboat (`apt-get install newsboat`). A missing one is reported, not faked.
@@ -18,8 +21,10 @@ lives in another venv) and newsboat (`apt-get install newsboat`). A missing one 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import re
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -58,6 +63,33 @@ class Measure:
 GNU_TIME = shutil.which("time") if Path("/usr/bin/time").exists() else None
 
 
+def _become_subreaper() -> bool:
+    """Orphaned descendants of the tools measured are re-parented to this process (Linux), so that
+    their CPU time is counted when it waits for them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+SUBREAPER = _become_subreaper()
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reap_descendants() -> None:
+    """Wait for every process left over by the tool (they end on their own once it has exited)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def run_measured(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
     """Run a command; return wall seconds, CPU seconds, peak RSS in MB and its stderr tail.
 
@@ -68,19 +100,21 @@ def run_measured(command: list[str], *, cwd: Path, env: dict[str, str] | None = 
     """
     with tempfile.NamedTemporaryFile() as stderr, tempfile.NamedTemporaryFile("r") as report:
         wrapped = ["/usr/bin/time", "-o", report.name, "-f", "%e %U %S %M", *command] if GNU_TIME else command
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), _children_cpu()
         process = subprocess.Popen(wrapped, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
+        _reap_descendants()
+        cpu = _children_cpu() - cpu_before  # the tool, its children and any orphans of it reaped here
         stderr.seek(0)
         tail = stderr.read().decode("utf-8", "replace")[-400:]
         if process.returncode != 0:
             raise RuntimeError(f"{command[0]} exited {process.returncode}: {tail}")
         if GNU_TIME:
-            elapsed, user, system, peak_kb = report.read().split()[-4:]
-            return float(elapsed), float(user) + float(system), int(peak_kb) / 1024, tail
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, tail
+            elapsed, _, _, peak_kb = report.read().split()[-4:]
+            return float(elapsed), cpu, int(peak_kb) / 1024, tail
+    return wall, cpu, usage.ru_maxrss / 1024, tail
 
 
 def unique_copy(data: bytes, copy: int) -> bytes:
@@ -180,7 +214,8 @@ def main() -> None:
     if not CORPUS.is_dir():
         sys.exit(f"missing corpus {CORPUS}")
     server, feeds, expected = build_server(args.copies)
-    print(f"{len(feeds)} feeds, {expected} entries (feedparser count) on {server.base_url}; {os.cpu_count()} cores")
+    print(f"{len(feeds)} feeds, {expected} entries (feedparser count) on {server.base_url}; {os.cpu_count()} cores; "
+          f"CPU counts orphaned helper processes: {'yes' if SUBREAPER else 'no (not Linux)'}")
     tools = args.only or ["newsmon", "feed2exec", "newsboat"]
     runners = {"newsmon": bench_newsmon, "feed2exec": bench_feed2exec, "newsboat": bench_newsboat}
     try:
