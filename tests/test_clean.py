@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.clean import (
+    _REMOVED_CHARS,
     clean_title, fast_markup_to_text, html_to_text, normalize_whitespace, soup_markup_to_text,
 )
 from tests.corpus_support import corpus_fields
@@ -62,6 +64,33 @@ def test_whitespace_is_collapsed_and_paragraphs_are_single_newlines() -> None:
     assert html_to_text("  a \t  b  \n\n\n  c  ") == "a b\nc"
     assert html_to_text("<p>  first   paragraph </p>\n\n<p></p><p> second </p>") == "first paragraph\nsecond"
     assert normalize_whitespace("\r\n x \r\n") == "x"
+
+
+_WHITESPACE = [chr(code) for code in range(0x3000 + 1) if chr(code).isspace()] + ["\u00ad", "\u200b", "\x1c", "\x85"]
+
+
+def _whitespace_reference(text: str) -> str:
+    """normalize_whitespace written with regular expressions: the specification it is checked against."""
+    text = re.sub("[" + "".join(re.escape(chr(code)) for code in sorted(_REMOVED_CHARS)) + "]", "", text)
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r"\s*\n\s*", "\n", text).strip()
+
+
+def test_normalize_whitespace_matches_its_regular_expression_reference() -> None:
+    counts = {"examples": 0, "multiline": 0}
+
+    line = st.text(alphabet=st.sampled_from(_WHITESPACE + list("ab\n")) | st.characters(), max_size=30)
+
+    @settings(max_examples=3000, deadline=None, database=None)
+    @given(line | st.lists(line, min_size=2, max_size=5).map("\n".join))
+    def check(text: str) -> None:
+        counts["examples"] += 1
+        counts["multiline"] += "\n" in text
+        assert normalize_whitespace(text) == _whitespace_reference(text)
+
+    check()
+    print(f"normalize_whitespace: {counts['examples']} examples, {counts['multiline']} with line breaks")
+    assert counts["multiline"] >= 0.2 * counts["examples"]
 
 
 def test_twice_escaped_html_is_unwrapped_once() -> None:
