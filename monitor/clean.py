@@ -172,18 +172,21 @@ def fast_markup_to_text(markup: str) -> str | None:
     element or ``<x/>`` is closed at once), an end tag closes the most recent open element of its name and
     every element opened after it (an end tag with no open element is ignored), the text between two tags is
     one string, and each element adds ``_collect_text``'s separator when it opens and, if it had any
-    content, when it closes. Anything else (comments, declarations, a stray ``<``, unusual tag or
-    attribute syntax, an end tag of a void element, the elements of ``_FAST_PATH_REFUSED``, entities
-    html.parser reads in context-dependent ways) gives None.
+    content, when it closes. An end tag of a void element (``</img>``) answering one opened before is
+    ignored, so the text on both sides stays one string; any other is a stray end tag. Anything else
+    (comments, declarations, a stray ``<``, unusual tag or attribute syntax, the elements of
+    ``_FAST_PATH_REFUSED``, entities html.parser reads in context-dependent ways) gives None.
     """
     parts: list[str] = []
     append = parts.append
     stack: list[list] = [["", "", False]]  # [name, separator, has content]; the bottom one is the document
     open_count: dict[str, int] = {}
     in_pre = 0  # inside <pre>, bs4 keeps whitespace-only strings as they are
+    closed_voids: dict[str, int] = {}  # void elements opened by a start tag, whose end tag bs4 will ignore
+    pending: list[str] = []  # text since the last tag bs4 acts on: one string
     position = 0
     end = len(markup)
-    while position < end:
+    while True:
         tag_start = markup.find("<", position)
         if tag_start < 0:
             tag_start = end
@@ -193,17 +196,29 @@ def fast_markup_to_text(markup: str) -> str | None:
                 text = _decode_entities(text)
                 if text is None:
                     return None
+            pending.append(text)
+        match = _SIMPLE_TAG.match(markup, tag_start) if tag_start < end else None
+        if match is None and tag_start < end:
+            return None
+        if match is not None:
+            start_name, self_closing, end_name = match.groups()
+            if end_name and end_name.lower() in closed_voids:  # "<img ...>...</img>": bs4 ignores the end tag
+                name = end_name.lower()
+                closed_voids[name] -= 1
+                if not closed_voids[name]:
+                    del closed_voids[name]
+                position = match.end()
+                continue
+        if pending:  # bs4 ends the string here
+            text = pending[0] if len(pending) == 1 else "".join(pending)
+            pending.clear()
             if not in_pre and not text.strip(_ASCII_SPACES):
                 text = "\n" if "\n" in text else " "  # what bs4 makes of a whitespace-only string
             stack[-1][2] = True
             append(text)
-            if tag_start == end:
-                break
-        match = _SIMPLE_TAG.match(markup, tag_start)
         if match is None:
-            return None
+            break
         position = match.end()
-        start_name, self_closing, end_name = match.groups()
         if start_name:
             name = start_name.lower()
             if name in _FAST_PATH_REFUSED:
@@ -212,13 +227,16 @@ def fast_markup_to_text(markup: str) -> str | None:
             stack[-1][2] = True
             if separator:
                 append(separator)
-            if not self_closing and name not in _VOID_ELEMENTS:
+            if name in _VOID_ELEMENTS:
+                if not self_closing:
+                    closed_voids[name] = closed_voids.get(name, 0) + 1
+            elif not self_closing:
                 stack.append([name, separator, False])
                 open_count[name] = open_count.get(name, 0) + 1
                 in_pre += name == "pre"
             continue
         name = end_name.lower()
-        if name in _VOID_ELEMENTS or name in _FAST_PATH_REFUSED:
+        if name in _FAST_PATH_REFUSED:
             return None
         if open_count.get(name):
             while True:
