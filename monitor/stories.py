@@ -87,7 +87,6 @@ class Tuning:
     max_df_ratio: float = 0.1        # terms in more documents than this are never probed
     time_decay: float = 0.15         # score lost at a gap of one full window
     stem: bool = True                # strip English plural and verb endings
-    name_pairs: bool = False         # two adjacent names also count as one term
     posting_refresh: timedelta = timedelta(hours=6)  # index entries younger than this are not rewritten
     min_shared: int = 3              # distinct terms an article must share with a story to join it
     min_terms: int = 3               # articles with fewer terms only start stories
@@ -179,11 +178,7 @@ def _shouting(words: list[str]) -> bool:
 def _scan(
     text: str, counts: dict[str, float], names: set[str], *, weight: float, trust_case: bool, tuning: Tuning
 ) -> None:
-    """Add the terms of ``text`` to ``counts``; capitalised/acronym/number terms go in ``names``.
-
-    Two adjacent names also count as one more term ("jamal_williams"): full names and places
-    such as "port_vila" tell events apart better than their parts.
-    """
+    """Add the terms of ``text`` to ``counts``; capitalised/acronym/number terms go in ``names``."""
     if not text:
         return
     text = _ACRONYM_DOTS.sub(lambda m: m.group(1).replace(".", ""), text)
@@ -193,33 +188,19 @@ def _scan(
         text = text.lower()
         matches = list(_WORD.finditer(text))
         words = [match.group() for match in matches]
-    stemming, pairing = tuning.stem, tuning.name_pairs
-    previous_name: str | None = None
-    previous_end = -1
+    stemming = tuning.stem
+    classify, get, add_name = _classify, counts.get, names.add
     for index, raw in enumerate(words):
-        term, kind = _classify(raw, stemming)
+        term, kind = classify(raw, stemming)
         if term is None:
-            previous_name = None
             continue
-        if kind == _WORD_KIND:
-            is_name = trust_case and raw[0].isupper() and _looks_like_name(text, matches, index)
-        else:
-            is_name = True  # figures and acronyms
-        is_number = kind == _NUMBER_KIND
-        if is_name:
-            names.add(term)
-            if pairing and previous_name is not None and text[previous_end:matches[index].start()].strip() == "":
-                pair = f"{previous_name}_{term}"
-                names.add(pair)
-                counts[pair] = counts.get(pair, 0.0) + weight
-            previous_name = None if is_number else term
-        else:
-            previous_name = None
-        previous_end = matches[index].end() if pairing else -1
-        counts[term] = counts.get(term, 0.0) + weight
+        # figures and acronyms are names; a word is one when capitalised other than to open a sentence
+        if kind or (trust_case and raw[0].isupper() and _looks_like_name(text, matches, index)):
+            add_name(term)
+        counts[term] = get(term, 0.0) + weight
 
 
-_WORD_KIND, _NUMBER_KIND, _ACRONYM_KIND = 0, 1, 2
+_WORD_KIND, _NUMBER_KIND, _ACRONYM_KIND = 0, 1, 2  # a word's kind is false only for plain words
 
 
 @lru_cache(maxsize=200_000)
