@@ -238,9 +238,13 @@ class FeedParser:
         with self._lock:
             if self._closed:
                 return
-            pool = self._pool_locked()
-            for _ in range(self.workers):
-                pool.submit(int)  # a no-op: the executor starts one more process per job while none is idle
+            try:
+                pool = self._pool_locked()
+                for _ in range(self.workers):
+                    pool.submit(int)  # a no-op: the executor starts one more process per job while none is idle
+            except (OSError, BrokenProcessPool) as exc:  # no pool or process could be made (limits, memory)
+                # Not fatal here: the first feed parsed tries again and fails with the cause.
+                log.warning("parser processes could not be started ahead error=%s", exc)
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -261,21 +265,32 @@ class FeedParser:
         if self.workers <= 1:
             outcome = parse_job(result.body, dict(result.headers), result.url, feed, now)
         else:
-            pool = self._pool()
+            pool: ProcessPoolExecutor | None = None
             try:
+                pool = self._pool()
                 outcome = pool.submit(parse_job, result.body, dict(result.headers), result.url, feed, now,
                                       self.tuning).result()
-            except BrokenProcessPool as exc:
-                with self._lock:
-                    if self._executor is pool:
-                        self._executor = None
-                pool.shutdown(wait=False, cancel_futures=True)
+            except BrokenProcessPool as exc:  # a worker died (on this feed, or before it)
+                self._drop(pool)
                 log.error("parser process died feed=%s url=%s", feed.name, result.url)
                 raise ParseError("the parser process died on this feed (memory or a parser crash)",
                                  kind="parser_crash") from exc
+            except OSError as exc:  # the pool's pipes and locks, or its processes (started on submit): limits, memory
+                self._drop(pool)
+                log.error("parser processes could not be started feed=%s error=%s", feed.name, exc)
+                raise ParseError(f"the parser processes could not be started: {exc}", kind="parser_crash") from exc
         if outcome[0] == "error":
             raise ParseError(outcome[2], kind=outcome[1])
         return outcome[1], outcome[2], outcome[3], outcome[4]
+
+    def _drop(self, pool: ProcessPoolExecutor | None) -> None:
+        """Forget a broken pool (the next feed gets a new one)."""
+        if pool is None:
+            return
+        with self._lock:
+            if self._executor is pool:
+                self._executor = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:

@@ -225,6 +225,45 @@ def test_parser_workers_start_early_and_a_killed_worker_fails_only_its_feed() ->
         parser.close()
 
 
+def test_parser_processes_that_cannot_start_fail_the_feed_with_a_message() -> None:
+    """When no worker process can be started (here: multiprocessing pointed at a missing interpreter, in a
+    fresh process so that no forkserver already runs), the early start only logs, and each feed fails
+    with ``parser_crash`` and the cause: no traceback."""
+    import subprocess
+    import sys
+
+    script = """
+import logging, multiprocessing, sys, time
+from datetime import datetime, timezone
+from monitor.config import FeedConfig
+from monitor.errors import ParseError
+from monitor.models import FetchResult
+from monitor.pipeline import FeedParser
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(levelname)s %(message)s")
+multiprocessing.set_executable("/nonexistent/python")
+body = b"<rss version='2.0'><channel><title>t</title><item><title>a</title></item></channel></rss>"
+result = FetchResult(requested_url="https://e.example/r", url="https://e.example/r", status=200, headers={}, body=body)
+parser = FeedParser(2)
+parser.start()
+time.sleep(0.5)
+for _ in range(2):
+    try:
+        parser.parse(result, FeedConfig(name="f", url="https://e.example/r"), now=datetime.now(timezone.utc))
+    except ParseError as exc:
+        print("failed", exc.kind, exc.message)
+parser.close()
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    # The missing interpreter also breaks multiprocessing's own resource tracker, whose finalizers may
+    # report that ("Exception ignored in: <Finalize object>"); nothing may escape from our threads or code.
+    assert "Exception in thread" not in run.stderr and "monitor/" not in run.stderr, run.stderr
+    failures = [line for line in run.stdout.splitlines() if line.startswith("failed ")]
+    assert len(failures) == 2
+    assert all(line.startswith("failed parser_crash the parser processes could not be started") for line in failures)
+    assert "parser processes could not be started ahead" in run.stdout
+
+
 def test_a_poll_leaves_the_document_counts_of_every_article_it_clustered(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
