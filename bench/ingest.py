@@ -81,13 +81,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _reap_descendants() -> None:
-    """Wait for every process left over by the tool (they end on their own once it has exited)."""
-    while True:
+def _reap_descendants(limit: float = 60.0) -> None:
+    """Wait for every process left over by the tool (they end on their own once it has exited); after
+    ``limit`` seconds say which are still there and go on (their CPU is then not counted)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
         try:
-            os.waitpid(-1, 0)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return  # none left
+        if pid == 0:
+            time.sleep(0.02)
+    print(f"warning: processes left by the tool still run after {limit:.0f} s; their CPU is not counted",
+          file=sys.stderr)
 
 
 def run_measured(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
