@@ -376,25 +376,17 @@ def update_story(
     ``vector_changed=False``: centroid, names and headline vector are as stored; only the other
     columns are written (the vector blob is the larger part of the work).
     """
+    columns = ("headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, first_published = ?, "
+               "last_published = ?, article_count = ?, join_count = ?, join_score = ?, ")
+    values = (state.headline, state.headline_article_id, state.first_seen, state.first_feed, state.first_published,
+              state.last_published, state.article_count, state.join_count, state.join_score)
     if not vector_changed:
-        conn.execute(
-            "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
-            "first_published = ?, last_published = ?, article_count = ?, join_count = ?, join_score = ?, "
-            "updated = max(updated, ?) WHERE id = ?",
-            (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
-             state.first_published, state.last_published, state.article_count, state.join_count,
-             state.join_score, arrived, state.id),
-        )
+        conn.execute(f"UPDATE stories SET {columns}updated = max(updated, ?) WHERE id = ?",
+                     (*values, arrived, state.id))
         return
     blob, decoded = _encode(state.vector, state.names, state.headline_vector)
-    conn.execute(
-        "UPDATE stories SET headline = ?, headline_article_id = ?, first_seen = ?, first_feed = ?, "
-        "first_published = ?, last_published = ?, article_count = ?, join_count = ?, join_score = ?, vector = ?, "
-        "updated = max(updated, ?) WHERE id = ?",
-        (state.headline, state.headline_article_id, state.first_seen, state.first_feed,
-         state.first_published, state.last_published, state.article_count, state.join_count, state.join_score,
-         blob, arrived, state.id),
-    )
+    conn.execute(f"UPDATE stories SET {columns}vector = ?, updated = max(updated, ?) WHERE id = ?",
+                 (*values, blob, arrived, state.id))
     state.vector, state.names, state.headline_vector, state.norm = decoded  # exactly what a reload reads
     if cache is not None:
         cache.remember(state.id, blob, decoded)
