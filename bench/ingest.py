@@ -83,7 +83,7 @@ def _children_cpu() -> float:
 
 def _reap_descendants(limit: float = 60.0) -> None:
     """Wait for every process left over by the tool (they end on their own once it has exited); after
-    ``limit`` seconds say which are still there and go on (their CPU is then not counted)."""
+    ``limit`` seconds warn and go on (the CPU of those still running is then not counted)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
