@@ -52,8 +52,9 @@ BOZO_MAX_CHARS = 200
 _dict_get = dict.get  # FeedParserDict.get goes through its alias machinery; entries are read a lot
 
 _SAX_DRIVER = "monitor.saxdriver"  # expat with buffered character data (see that module)
-if _SAX_DRIVER not in _feedparser_api.PREFERRED_XML_PARSERS:
-    _feedparser_api.PREFERRED_XML_PARSERS.insert(0, _SAX_DRIVER)
+_SAX_DRIVERS = getattr(_feedparser_api, "PREFERRED_XML_PARSERS", None)  # a speed-up only: absent, nothing changes
+if isinstance(_SAX_DRIVERS, list) and _SAX_DRIVER not in _SAX_DRIVERS:
+    _SAX_DRIVERS.insert(0, _SAX_DRIVER)
 
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str | None = None) -> ParsedFeed:
