@@ -589,7 +589,7 @@ class StoryClusterer:
         title_vector = _normalised({t: vector[t] for t in features.title_terms if t in vector})
 
         state: story_store.StoryState | None = None
-        score: float | None = None
+        score = 0.0
         if len(vector) >= self.tuning.min_terms:
             state, score = self._best_story(conn, vector, names, features.title_names, df, documents, article,
                                             since=since, when=when)
@@ -610,14 +610,9 @@ class StoryClusterer:
             log.debug("story created story=%s article=%s feed=%s", story_id, article_id, feed_name)
             return StoryAssignment(story_id, created=True, joined=False, source_added=True)
 
-        story_id = state.id
         self._join(conn, state, article_id, article, feed_name, vector, names, title_vector, arrived, published,
-                   score=score or 0.0)
-        story_store.add_article(conn, story_id, article_id, feed=feed_name, arrived=arrived, score=score)
-        added = story_store.add_source(conn, story_id, article_id, feed=feed_name, arrived=arrived, touch=False)
-        log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed_name,
-                  score or 0.0)
-        return StoryAssignment(story_id, created=False, joined=True, source_added=added, score=score)
+                   score=score)
+        return self._record_join(conn, state.id, article_id, feed_name, arrived, score)
 
     # ------------------------------------------------------------------ steps
 
@@ -641,10 +636,17 @@ class StoryClusterer:
         story_store.update_story(conn, state, arrived=arrived, cache=self.vectors, vector_changed=False)
         if moves_on:
             self._post(conn, state, weigh(features, df, documents, self.tuning))
-        story_store.add_article(conn, state.id, article_id, feed=feed, arrived=arrived, score=1.0)
-        added = story_store.add_source(conn, state.id, article_id, feed=feed, arrived=arrived, touch=False)
-        log.debug("story joined story=%s article=%s feed=%s score=1.0 (copy)", state.id, article_id, feed)
-        return StoryAssignment(state.id, created=False, joined=True, source_added=added, score=1.0)
+        return self._record_join(conn, state.id, article_id, feed, arrived, 1.0)
+
+    @staticmethod
+    def _record_join(
+        conn: sqlite3.Connection, story_id: int, article_id: int, feed: str, arrived: str, score: float
+    ) -> StoryAssignment:
+        """The rows that make a joined article one of the story's (its own row is written already)."""
+        story_store.add_article(conn, story_id, article_id, feed=feed, arrived=arrived, score=score)
+        added = story_store.add_source(conn, story_id, article_id, feed=feed, arrived=arrived, touch=False)
+        log.debug("story joined story=%s article=%s feed=%s score=%.3f", story_id, article_id, feed, score)
+        return StoryAssignment(story_id, created=False, joined=True, source_added=added, score=score)
 
     def _seen_again(
         self, conn: sqlite3.Connection, story_id: int, article_id: int, article: Article, feed: str, arrived: str
@@ -669,7 +671,7 @@ class StoryClusterer:
         *,
         since: str,
         when: str,
-    ) -> tuple[story_store.StoryState | None, float | None]:
+    ) -> tuple[story_store.StoryState | None, float]:
         probes = self._probe_terms(vector, df, documents)
         candidates = self.memory.candidates(
             conn, {term: vector[term] for term in probes}, since=since, min_overlap=self.tuning.min_overlap,
@@ -681,7 +683,7 @@ class StoryClusterer:
             score = self._score(vector, names, title_names, state, article, when)
             if score > 0.0 and score > best_score:
                 best, best_score = state, score
-        return (best, best_score) if best is not None else (None, None)
+        return best, best_score  # (None, 0.0) when no candidate may be joined
 
     def _score(
         self,
