@@ -11,8 +11,7 @@ from typing import Iterator
 import pytest
 
 from monitor.alerts import deliver_pending
-from monitor.cli import alerts as alerts_cli
-from monitor.cli import channels, cli, main
+from monitor.cli import main
 from tests.http_receiver import HttpReceiver
 from tests.test_alerts_support import NOW, World, config_text, make_article
 
@@ -20,12 +19,8 @@ TOKEN = "cli-token-Pw93Xz"
 
 
 @pytest.fixture(autouse=True)
-def attached_commands() -> Iterator[None]:
-    """The lead attaches these in monitor/cli/__init__.py; until then the test attaches them."""
-    if "alerts" not in cli.commands:
-        cli.add_command(alerts_cli.alerts)
-    if "test" not in channels.commands:
-        channels.add_command(alerts_cli.channels_test)
+def restored_logging() -> Iterator[None]:
+    """The CLI configures the root logger; each test gets it back as it was."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from monitor.cli import cli
 from tests.conftest import CORPORA
 from tests.feedserver import FeedServer
-from tests.test_cli_search import LABELLED, attached_commands, build_archive  # noqa: F401  (fixture)
+from tests.test_cli_search import LABELLED, build_archive
 
 ARTICLE_COLUMNS = ("key", "url", "guid", "title", "summary", "content", "published", "published_source", "undated",
                    "first_seen", "language", "authors", "categories", "domain", "fingerprint")

@@ -9,8 +9,7 @@ from typing import Iterator
 import pytest
 from click.testing import CliRunner, Result
 
-from monitor.cli import cli, feeds
-from monitor.cli.feeds_manage import COMMANDS
+from monitor.cli import cli
 from monitor.config import load_config
 from monitor.opml import read_opml
 from tests.feedserver import FeedServer
@@ -38,17 +37,6 @@ url = "jsonl://storage/alerts.jsonl"
 
 RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title><link>http://e.org/</link>
 <description>d</description><item><title>a</title><link>http://e.org/a</link></item></channel></rss>"""
-
-
-@pytest.fixture(autouse=True)
-def attached_commands() -> Iterator[None]:
-    """Until the lead attaches them in monitor/cli/__init__.py, attach the commands here (and detach after)."""
-    added = [command for command in COMMANDS if command.name not in feeds.commands]
-    for command in added:
-        feeds.add_command(command)
-    yield
-    for command in added:
-        feeds.commands.pop(command.name, None)
 
 
 @pytest.fixture

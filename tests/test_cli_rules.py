@@ -18,7 +18,7 @@ from monitor.rules import RuleSet
 from monitor.search import search
 from monitor.store.matches import iter_match_docs
 from tests.feedserver import FeedServer
-from tests.test_cli_search import LABELLED, attached_commands  # noqa: F401  (fixture)
+from tests.test_cli_search import LABELLED
 from tests.test_pipeline import write_config
 
 RULES_BEFORE = """

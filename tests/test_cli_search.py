@@ -14,16 +14,11 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
 
-from monitor.cli import cli, rules as rules_group
-from monitor.cli import archive as archive_cmds
-from monitor.cli import rules_cmds
-from monitor.cli import search as search_cmds
+from monitor.cli import cli
 from tests.conftest import CORPORA
 from tests.feedserver import FeedServer
 from tests.test_pipeline import SAME_DAY, write_config
 
-ROOT_COMMANDS = [search_cmds.search_cmd, archive_cmds.export_cmd, archive_cmds.import_cmd]
-RULES_COMMANDS = [rules_cmds.rules_list, rules_cmds.rules_test, rules_cmds.rules_rematch]
 
 # (guid, title, summary, pubDate): the labelled items of the "Desk" feed.
 LABELLED = [
@@ -58,22 +53,6 @@ def labelled_rss() -> bytes:
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Desk</title>'
             f"<link>https://desk.example.org/</link><description>test</description>{items}</channel></rss>"
             ).encode("utf-8")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def attached_commands() -> Iterator[None]:
-    """Until the lead attaches them in monitor/cli/__init__.py, attach the commands here (and detach after)."""
-    added_root = [c for c in ROOT_COMMANDS if c.name not in cli.commands]
-    added_rules = [c for c in RULES_COMMANDS if c.name not in rules_group.commands]
-    for command in added_root:
-        cli.add_command(command)
-    for command in added_rules:
-        rules_group.add_command(command)
-    yield
-    for command in added_root:
-        cli.commands.pop(command.name, None)
-    for command in added_rules:
-        rules_group.commands.pop(command.name, None)
 
 
 def build_archive(folder: Path, server: FeedServer, *, real: bool = True, rules: str = RULES) -> list[str]:

@@ -29,22 +29,11 @@ from tests.feedserver import FeedServer, RequestRecord, Response
 
 REPO = Path(__file__).resolve().parents[1]
 TICK = "0.25"
-_SHIM = (
-    "from monitor.cli import cli, main\n"
-    "from monitor.cli.daemon_cmds import COMMANDS\n"
-    "for command in COMMANDS:\n"
-    "    cli.commands.get(command.name) or cli.add_command(command)\n"
-    "main()\n"
-)
 
 
 def newsmon_argv(*args: str) -> list[str]:
-    """``python -m monitor ...``; until the root group attaches run/status/backup, the same CLI with them added."""
-    from monitor.cli import cli
-
-    if all(name in cli.commands for name in ("run", "status", "backup")):
-        return [sys.executable, "-m", "monitor", *args]
-    return [sys.executable, "-c", _SHIM, *args]
+    """``python -m monitor ...``"""
+    return [sys.executable, "-m", "monitor", *args]
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -2,10 +2,14 @@
 
 Every ``MonitorError`` becomes ``error: <message>`` on stderr and its exit status (2 for bad
 usage, config or query; 1 otherwise); never a traceback.
+
+Commands live in the modules of this package and are imported when first used (``LazyGroup``):
+`newsmon search` does not import the poll pipeline, the HTML cleaner or the alert channels.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
@@ -22,7 +26,25 @@ from monitor.errors import MonitorError, UsageError
 log = logging.getLogger(__name__)
 
 
-class NewsmonGroup(click.Group):
+class LazyGroup(click.Group):
+    """A group whose subcommands ``lazy`` (name -> "module:attribute") are imported when first
+    looked up: to run one, or to list them in ``--help``."""
+
+    def __init__(self, *args: object, lazy: dict[str, str] | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+class NewsmonGroup(LazyGroup):
     """Turns every MonitorError raised by a command into a clean message and its exit status."""
 
     def invoke(self, ctx: click.Context) -> object:
@@ -39,7 +61,15 @@ class NewsmonGroup(click.Group):
         return None
 
 
-@click.group(cls=NewsmonGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _lazy(module: str, **commands: str) -> dict[str, str]:
+    """Command name -> "monitor.cli.module:attribute" (a trailing "_" lets a name be a keyword: ``import_``)."""
+    return {name.rstrip("_"): f"monitor.cli.{module}:{attribute}" for name, attribute in commands.items()}
+
+
+@click.group(cls=NewsmonGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             lazy={**_lazy("core", poll="poll"), **_lazy("daemon_cmds", run="run", status="status", backup="backup"),
+                   **_lazy("stories", stories="stories", story="story"), **_lazy("alerts", alerts="alerts"),
+                   **_lazy("search", search="search_cmd"), **_lazy("archive", export="export_cmd", import_="import_cmd")})
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Config file [default: $NEWSMON_CONFIG or config/feeds.toml].")
 @click.option("--db", "db_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -90,45 +120,23 @@ def init(app: AppContext) -> None:
 # --------------------------------------------------------------------------- groups
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy={
+    **_lazy("core", list="feeds_list", check="feeds_check"),
+    **_lazy("feeds_manage", add="feeds_add", remove="feeds_remove", enable="feeds_enable", disable="feeds_disable",
+            import_="feeds_import", export="feeds_export"),
+})
 def feeds() -> None:
     """Feeds: list with health, check a URL, add, remove, import and export OPML."""
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy=_lazy("rules_cmds", list="rules_list", test="rules_test", rematch="rules_rematch"))
 def rules() -> None:
     """Rules: list, try on the archive, re-match after a change."""
 
 
-@cli.group()
+@cli.group(cls=LazyGroup, lazy=_lazy("alerts", test="channels_test"))
 def channels() -> None:
     """Alert channels."""
 
-
-def _attach_commands() -> None:
-    from monitor.cli import alerts, archive, core, daemon_cmds, feeds_manage, rules_cmds, search, stories
-
-    cli.add_command(core.poll)
-    cli.add_command(daemon_cmds.run)
-    cli.add_command(daemon_cmds.status)
-    cli.add_command(daemon_cmds.backup)
-    cli.add_command(stories.stories)
-    cli.add_command(stories.story)
-    cli.add_command(alerts.alerts)
-    cli.add_command(search.search_cmd)
-    cli.add_command(archive.export_cmd)
-    cli.add_command(archive.import_cmd)
-    rules.add_command(rules_cmds.rules_list)
-    rules.add_command(rules_cmds.rules_test)
-    rules.add_command(rules_cmds.rules_rematch)
-    channels.add_command(alerts.channels_test)
-    feeds.add_command(core.feeds_list)
-    feeds.add_command(core.feeds_check)
-    for command in (feeds_manage.feeds_add, feeds_manage.feeds_remove, feeds_manage.feeds_enable,
-                    feeds_manage.feeds_disable, feeds_manage.feeds_import, feeds_manage.feeds_export):
-        feeds.add_command(command)
-
-
-_attach_commands()
 
 __all__ = ["cli", "main", "emit_json", "format_option", "pass_app", "UsageError"]

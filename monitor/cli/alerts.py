@@ -1,8 +1,8 @@
 """``newsmon alerts`` (list), ``newsmon alerts retry [ID]`` and ``newsmon channels test NAME``.
 
-The lead attaches ``alerts`` (a group that lists when called alone) to the root group and ``channels_test``
-to the ``channels`` group. Nothing here prints a channel URL except through ``redact_url``; errors stored in
-the outbox are already free of secrets.
+``alerts`` (a group that lists when called alone) is a root command and ``channels_test`` the ``test``
+command of the ``channels`` group (both loaded from here when used). Nothing here prints a channel URL
+except through ``redact_url``; errors stored in the outbox are already free of secrets.
 """
 
 from __future__ import annotations

@@ -134,5 +134,3 @@ def backup(app: AppContext, path: Path, force: bool) -> None:
         size = backup_archive(raw_connection(conn), path, force=force)
     click.echo(f"backup written to {path} ({_size(size)})", err=True)
 
-
-COMMANDS = (run, status, backup)

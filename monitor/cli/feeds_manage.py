@@ -3,7 +3,7 @@
 These commands edit the config file (``--config``) through ``monitor.configedit``: comments and
 formatting are kept, the result is validated before it replaces the file, and the replacement is
 atomic. They do not touch the archive; the daemon picks the change up when it reloads its config.
-The lead attaches the commands of ``COMMANDS`` to the ``feeds`` group.
+The ``feeds`` group of ``monitor.cli`` loads them from here when they are used.
 """
 
 from __future__ import annotations
@@ -258,5 +258,3 @@ def feeds_disable(app: AppContext, name: str) -> None:
     changed = set_feed_enabled(app.config_path, name, False)
     click.echo(f"disabled feed {name!r}" if changed else f"feed {name!r} was already disabled")
 
-
-COMMANDS = (feeds_add, feeds_import, feeds_export, feeds_remove, feeds_enable, feeds_disable)
