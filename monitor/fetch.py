@@ -438,22 +438,24 @@ class _BodyDecoder:
 
 
 _SECONDS = re.compile(r"^\d+(?:\.\d+)?$")
+RETRY_AFTER_MAX_S = 365 * 86400.0  # a longer wait asked for is read as this (the scheduler caps it lower still)
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` value as seconds from ``now``: delay-seconds or an HTTP-date (never negative).
+    """A ``Retry-After`` value as seconds from ``now``: delay-seconds or an HTTP-date, between 0 and
+    ``RETRY_AFTER_MAX_S`` (a server may send any number of digits or a date in the year 9999).
     None when absent or unreadable."""
     if value is None:
         return None
     text = value.strip()
     if _SECONDS.match(text):
-        return float(text)
+        return min(float(text), RETRY_AFTER_MAX_S)
     when = _http_date(text)
     if when is None:
         return None
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), RETRY_AFTER_MAX_S)
 
 
 def cache_max_age(headers: Mapping[str, str]) -> float | None:

@@ -16,7 +16,7 @@ import pytest
 import monitor
 from monitor.config import MonitorSettings
 from monitor.errors import FetchError
-from monitor.fetch import ACCEPT, Fetcher, FetchSettings, cache_max_age, retry_after_seconds
+from monitor.fetch import ACCEPT, RETRY_AFTER_MAX_S, Fetcher, FetchSettings, cache_max_age, retry_after_seconds
 from tests.feedserver import FeedServer, RequestRecord, Response
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
@@ -323,7 +323,10 @@ def test_retry_after_is_kept_on_other_5xx(feed_server: FeedServer, fetcher: Fetc
     "value, expected",
     [(None, None), ("120", 120.0), ("0", 0.0), (" 30 ", 30.0), ("1.5", 1.5), ("-5", None), ("soon", None), ("", None),
      ("Tue, 17 Feb 2026 08:02:00 GMT", 120.0), ("Tue, 17 Feb 2026 07:00:00 GMT", 0.0),
-     ("Tuesday, 17-Feb-26 08:01:00 GMT", 60.0), ("Tue Feb 17 08:00:30 2026", 30.0)],
+     ("Tuesday, 17-Feb-26 08:01:00 GMT", 60.0), ("Tue Feb 17 08:00:30 2026", 30.0),
+     # Absurd waits are read as the longest one kept, so no date computed from them overflows.
+     ("99999999999999999999", RETRY_AFTER_MAX_S), ("1" + "0" * 400, RETRY_AFTER_MAX_S),
+     ("Fri, 31 Dec 9999 23:59:59 GMT", RETRY_AFTER_MAX_S), (str(RETRY_AFTER_MAX_S - 1), RETRY_AFTER_MAX_S - 1)],
 )
 def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
     assert retry_after_seconds(value, NOW) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -118,6 +119,28 @@ def test_one_failing_feed_does_not_stop_the_others(tmp_path: Path, real_feeds: l
     assert kinds["missing"] == "http_status"
     assert kinds["broken"] in {"html_page", "not_a_feed"}
     assert _leases_held(db) == 0
+
+
+@pytest.mark.parametrize("wait", ["99999999999999999999", "1" + "0" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_an_absurd_retry_after_is_a_recorded_rate_limit(tmp_path: Path, feed_server: FeedServer, wait: str) -> None:
+    """A server may ask for any wait: the poll records the error and backs off no longer than ``backoff_max``."""
+    feed_server.add("/busy.xml", b"slow down", status=429, headers={"Retry-After": wait}, content_type="text/plain")
+    feed_server.add("/good.xml", b'<rss version="2.0"><channel><title>t</title><item><title>One</title>'
+                                 b"<link>https://example.org/1</link></item></channel></rss>")
+    config = write_config(tmp_path / "feeds.toml", [("busy", feed_server.url("/busy.xml")),
+                                                    ("good", feed_server.url("/good.xml"))])
+    db = tmp_path / "archive.db"
+    result = run("--config", str(config), "--db", str(db), "poll")
+    assert result.exit_code == 0, result.output
+    assert "busy" in result.output and "HTTP 429" in result.output
+    row = sqlite3.connect(db).execute(
+        "SELECT last_error_kind, consecutive_errors, retry_after, next_check, last_fetch FROM feeds WHERE name = 'busy'"
+    ).fetchone()
+    assert row[:2] == ("rate_limited", 1)
+    fetched, retry_at, next_check = (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in (row[4], row[2], row[3]))
+    assert retry_at - fetched == timedelta(days=365)
+    assert timedelta(0) < next_check - fetched <= timedelta(hours=6, seconds=1)  # backoff_max's default
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
 def test_permanent_redirect_and_gone_are_recorded(tmp_path: Path, real_feeds: list[Path],
