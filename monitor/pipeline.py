@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-import multiprocessing
 import os
 import threading
 import time
@@ -30,6 +29,7 @@ from monitor.fetch import Fetcher, FetchSettings, cache_max_age
 from monitor.models import Article, FeedPollResult, FetchResult
 from monitor.clean import clean_title
 from monitor.parsejob import FeedMeta, init_worker, parse_job
+from monitor.parserserver import parser_context, parser_workers
 from monitor.rules import RuleMatch, RuleSet
 from monitor.schedule import next_check
 from monitor.store import Store
@@ -97,7 +97,7 @@ def compile_ruleset(config: Config) -> RuleSet:
 def build_context(config: Config, store: Store, *, parallel_parse: bool = False) -> PollContext:
     """A context over an open store; the caller owns the store and calls ``ctx.close()``.
     ``parallel_parse`` parses in one worker process per core (worth it when many feeds are polled)."""
-    workers = os.cpu_count() or 1
+    workers = parser_workers()
     clusterer = StoryClusterer(window=config.monitor.story_window)
     ctx = PollContext(
         store=store,
@@ -222,7 +222,7 @@ class FeedParser:
     crash, memory exhaustion on a hostile feed) fails only that feed, and the pool is rebuilt."""
 
     def __init__(self, workers: int | None = None, *, tuning: Tuning | None = None) -> None:
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.workers = workers if workers is not None else parser_workers()
         self.tuning = tuning  # the clusterer's: its features are computed in the workers
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -252,9 +252,7 @@ class FeedParser:
 
     def _pool_locked(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["monitor.parsejob"])
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=parser_context(),
                                                  initializer=init_worker, initargs=(os.getpid(),))
         return self._executor
 

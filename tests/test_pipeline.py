@@ -248,6 +248,35 @@ def test_parser_workers_start_early_and_a_killed_worker_fails_only_its_feed() ->
         parser.close()
 
 
+def test_parser_server_started_ahead_is_the_one_the_pool_forks_from() -> None:
+    """``newsmon poll`` starts the fork server before it imports the pipeline: the server is up at
+    once (its imports still running), and the parser processes are its children, not new servers.
+    In a fresh interpreter, since the server is a per-process singleton."""
+    import subprocess
+    import sys
+
+    code = (
+        "import multiprocessing.forkserver as fs, os, sys\n"
+        "from monitor.parserserver import start_parser_server\n"
+        "start_parser_server()\n"
+        "server = fs._forkserver._forkserver_pid\n"
+        "assert server and 'monitor.pipeline' not in sys.modules and 'feedparser' not in sys.modules\n"
+        "from monitor.pipeline import FeedParser\n"
+        "parser = FeedParser(2)\n"
+        "pool = parser._pool()\n"
+        "print(server, pool.submit(os.getppid).result())\n"
+        "parser.close()\n"
+        "print(fs._forkserver._forkserver_pid == server)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.split("\n")[:2]
+    server, parent = first.split()
+    assert server == parent  # the worker was forked by the server started ahead
+    assert second == "True"  # and no other server was started
+
+
 def test_parser_processes_that_cannot_start_fail_the_feed_with_a_message() -> None:
     """When no worker process can be started (here: multiprocessing pointed at a missing interpreter, in a
     fresh process so that no forkserver already runs), the early start only logs, and each feed fails

@@ -44,18 +44,24 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
 
     Exits 0 also when some feeds fail: each feed gets one line (status, new, updated, error).
     """
+    config = app.config()
+    names = _select_feeds(config, feed_names)
+    parallel_parse = len(names) >= PARALLEL_PARSE_FROM
+    if parallel_parse:
+        from monitor.parserserver import start_parser_server
+
+        start_parser_server()  # its imports overlap with the pipeline's, just below
+
     from monitor import alerts
     from monitor.errors import StoreError
     from monitor.pipeline import build_context, poll_feeds
     from monitor.store import leases
 
-    config = app.config()
-    names = _select_feeds(config, feed_names)
     store = app.store()
     store.sync_feeds(config.feeds)
     # Leases of a poll or daemon of this host that was killed would hold their feeds back until expiry.
     leases.release_dead_owners(store, ("poll", "daemon"))
-    ctx = build_context(config, store, parallel_parse=len(names) >= PARALLEL_PARSE_FROM)
+    ctx = build_context(config, store, parallel_parse=parallel_parse)
     show_progress = sys.stderr.isatty() and app.verbosity >= 0 and len(names) > 1
     owner = leases.owner_id("poll")
     try:
