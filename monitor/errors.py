@@ -118,6 +118,15 @@ class ReadOnlyError(StoreError):
     pass
 
 
+class PollInterrupted(MonitorError):
+    """Ctrl-C (SIGINT) during ``newsmon poll``: feeds not started were left for the next poll, those in
+    flight finished. ``poll_results``: the feeds done (their articles are stored). Exit 130, the shell's
+    status for a command ended by SIGINT."""
+
+    exit_code = 130
+    poll_results: list | None = None
+
+
 class OPMLError(MonitorError):
     exit_code = 2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -66,7 +67,10 @@ def parse_job(
 
 def init_worker(parent_pid: int) -> None:
     """Pool initializer: a lower CPU priority (the one writer, in the parent, is what a poll waits
-    for: when the cores are busy it must not queue behind parsing), and exit with the parent."""
+    for: when the cores are busy it must not queue behind parsing), Ctrl-C left to the parent (a
+    terminal sends SIGINT to every process of the command; the parent decides what stops), and exit
+    with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.nice(WORKER_NICENESS)
     except OSError as exc:  # not allowed here (some sandboxes): parse at the same priority

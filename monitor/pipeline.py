@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from monitor import alerts as alerts_module
 from monitor.config import Config, FeedConfig
-from monitor.errors import FetchError, ParseError, StoreError
+from monitor.errors import FetchError, ParseError, PollInterrupted, StoreError
 from monitor.fetch import Fetcher, FetchSettings, cache_max_age
 from monitor.models import Article, FeedPollResult, FetchResult
 from monitor.clean import clean_title
@@ -469,7 +469,8 @@ def poll_feeds(
     """Refresh several feeds once, ``concurrency`` at a time and at most ``per_host`` per host.
     One feed's failure never stops the others (it is recorded on that feed). A failure of the
     archive itself does: feeds not started yet are not polled, and the StoreError raised carries the
-    results of those that were done (``poll_results``)."""
+    results of those that were done (``poll_results``). So does Ctrl-C (``PollInterrupted``), after
+    the feeds in flight have finished."""
     settings = ctx.config.monitor
     host_slots: dict[str, threading.BoundedSemaphore] = {}
     for name in names:
@@ -483,24 +484,38 @@ def poll_feeds(
         with host_slots[leases.feed_host(feed.url) if feed else ""]:
             return refresh_feed(ctx, name, owner=owner)
 
-    failure: StoreError | None = None
+    failure: StoreError | PollInterrupted | None = None
     with ThreadPoolExecutor(max_workers=max(1, min(settings.concurrency, len(names))),
                             thread_name_prefix="poll") as pool:
         futures = [pool.submit(run, name) for name in names]
-        for future in as_completed(futures):
-            if future.cancelled():
-                continue
-            try:
-                result = future.result()
-            except StoreError as exc:
-                if failure is None:
-                    failure = exc
-                    for pending in futures:
-                        pending.cancel()  # the ones not started
-                continue
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+        try:
+            for future in as_completed(futures):
+                if future.cancelled():
+                    continue
+                try:
+                    result = future.result()
+                except StoreError as exc:
+                    if failure is None:
+                        failure = exc
+                        for pending in futures:
+                            pending.cancel()  # the ones not started
+                    continue
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        except KeyboardInterrupt:
+            not_started = sum(1 for pending in futures if pending.cancel())
+            in_flight = sum(1 for pending in futures if not pending.done())
+            log.warning("poll interrupted: %d feeds left for the next poll, waiting for the %d in flight "
+                        "(each ends within fetch_deadline)", not_started, in_flight)
+            if failure is None:  # an archive failure found first stays the one reported
+                failure = PollInterrupted(f"interrupted: {not_started} feeds not polled (left for the next poll)")
+        # Leaving the pool waits for the feeds in flight: each stores what it fetched, or nothing.
+    if isinstance(failure, PollInterrupted):  # the feeds that finished after the interrupt count too
+        reported = {id(result) for result in results}
+        results.extend(future.result() for future in futures
+                       if not future.cancelled() and future.exception() is None
+                       and id(future.result()) not in reported)
     order = {name: index for index, name in enumerate(names)}
     results.sort(key=lambda result: order.get(result.feed, len(order)))
     if failure is not None:

@@ -143,6 +143,51 @@ def test_an_absurd_retry_after_is_a_recorded_rate_limit(tmp_path: Path, feed_ser
     assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
+def test_ctrl_c_stops_a_poll_after_the_feeds_in_flight(tmp_path: Path, feed_server: FeedServer) -> None:
+    """SIGINT to the whole command (as a terminal's Ctrl-C sends it, parser processes included): the
+    feeds in flight finish and are reported, the others are left for the next poll, exit 130, no
+    lease left taken; the next poll does the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    count = 20  # enough for the parser processes
+    feeds = []
+    for index in range(count):
+        body = (f'<rss version="2.0"><channel><title>f{index}</title><item><title>Item {index}</title>'
+                f"<link>https://example.org/{index}</link></item></channel></rss>").encode()
+        feed_server.add(f"/f{index}.xml", body, delay=1.0)
+        feeds.append((f"f{index:02d}", feed_server.url(f"/f{index}.xml")))
+    config = write_config(tmp_path / "feeds.toml", feeds)
+    config.write_text(config.read_text().replace("concurrency = 4", "concurrency = 2\nper_host = 2"))
+    db = tmp_path / "archive.db"
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "--db", str(db), "poll"]
+    repo = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 30
+    while len(feed_server.requests) < 3 and time.monotonic() < deadline:  # the first two done, the next in flight
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    interrupted = time.monotonic()
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert time.monotonic() - interrupted < 5  # the feeds in flight (1 s each), not the 18 left (9 s)
+    polled = [line.split()[1] for line in out.splitlines()]  # "ok f00 new=1 updated=0"
+    assert 3 <= len(polled) <= 6, out
+    assert "error: interrupted:" in err and "Traceback" not in err
+    rows = dict(sqlite3.connect(db).execute("SELECT name, last_fetch IS NOT NULL FROM feeds"))
+    assert sorted(name for name, done in rows.items() if done) == sorted(polled)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == len(polled)
+    assert _leases_held(db) == 0
+    config.write_text(config.read_text().replace("concurrency = 2\nper_host = 2", "concurrency = 8\nper_host = 8"))
+    rest = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=60)
+    assert rest.returncode == 0, rest.stderr
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == count
+
+
 def test_permanent_redirect_and_gone_are_recorded(tmp_path: Path, real_feeds: list[Path],
                                                   feed_server: FeedServer) -> None:
     feed_server.add("/new.xml", real_feeds[2].read_bytes())

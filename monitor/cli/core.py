@@ -53,7 +53,7 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
         start_parser_server()  # its imports overlap with the pipeline's, just below
 
     from monitor import alerts
-    from monitor.errors import StoreError
+    from monitor.errors import PollInterrupted, StoreError
     from monitor.pipeline import build_context, poll_feeds
     from monitor.store import leases
 
@@ -70,8 +70,8 @@ def poll(app: AppContext, feed_names: tuple[str, ...]) -> None:
                 results = poll_feeds(ctx, names, owner=owner, on_result=lambda _: bar.update(1))
         else:
             results = poll_feeds(ctx, names, owner=owner)
-    except StoreError as exc:
-        for result in exc.poll_results or []:  # what was stored before the archive failed
+    except (StoreError, PollInterrupted) as exc:
+        for result in exc.poll_results or []:  # what was stored before the archive failed or Ctrl-C
             click.echo(_describe(result))
         raise
     finally:
