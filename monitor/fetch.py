@@ -528,6 +528,11 @@ def _megabytes(size: int) -> str:
 # the fetcher
 
 
+# What the transport raises (translated by ``_translate``).
+_TRANSPORT_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
+                     httpcore.UnsupportedProtocol, httpx.HTTPError, httpx.InvalidURL, OSError)
+
+
 class Fetcher:
     """Fetches feeds. One per process; thread-safe (``fetch`` may run in many threads at once)."""
 
@@ -572,8 +577,7 @@ class Fetcher:
                 exc.url = url
             log.debug("fetch failed url=%s kind=%s error=%s", url, exc.kind, exc.message)
             raise
-        except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
-                httpcore.UnsupportedProtocol, httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        except _TRANSPORT_ERRORS as exc:
             error = _translate(exc, deadline, url, self.settings)
             log.debug("fetch failed url=%s kind=%s error=%s", url, error.kind, error.message)
             raise error from exc
@@ -606,12 +610,16 @@ class Fetcher:
             except (httpx.InvalidURL, httpx.RemoteProtocolError) as exc:
                 # raised by httpx itself (not the transport) only for an unusable redirect Location
                 raise FetchError(f"redirect to an invalid URL: {_reason(exc)}", kind="redirect") from exc
+            except _TRANSPORT_ERRORS as exc:
+                raise _translate(exc, deadline, str(target), self.settings) from exc  # names this hop's host
             try:
                 if response.status_code in _REDIRECTS:
                     target = self._next_hop(response, target, hops, seen)
                     continue
                 _check_status(response)
                 body = b"" if response.status_code == 304 else self._read_body(response, deadline)
+            except _TRANSPORT_ERRORS as exc:
+                raise _translate(exc, deadline, str(target), self.settings) from exc
             finally:
                 response.close()
             return self._result(url, target, response, body, hops, started, fetched_at)

@@ -403,6 +403,17 @@ def test_connection_refused(fetcher: Fetcher) -> None:
     assert error.kind == "connect" and "refused" in error.message.lower()
 
 
+def test_a_failing_redirect_target_is_named_in_the_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: nothing accepts
+        feed_server.redirect("/moved", f"http://127.0.0.1:{port}/feed", 302)
+        error = fetch_error(fetcher, feed_server.url("/moved"))
+    assert error.kind == "connect"
+    assert error.message.startswith(f"cannot connect to 127.0.0.1:{port}:"), error.message
+    assert error.url == f"http://127.0.0.1:{port}/feed"
+
+
 def test_tls_to_a_plain_http_server_is_a_tls_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
     feed_server.add("/f", FEED)
     error = fetch_error(fetcher, feed_server.url("/f").replace("http://", "https://"))
