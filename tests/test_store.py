@@ -67,6 +67,21 @@ def test_readonly_never_migrates_or_writes(tmp_path: Path) -> None:
         Store.open(tmp_path / "missing.db", readonly=True)
 
 
+def test_another_programs_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
+    other.execute("INSERT INTO notes(body) VALUES ('keep me')")
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="SQLite database of another program \\(tables: notes\\)"):
+        Store.open(path)
+    assert path.read_bytes() == before
+    tables = [row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert tables == ["notes"]
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     Store.open(path).close()

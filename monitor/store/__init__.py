@@ -118,6 +118,8 @@ class Store:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.conn.execute("PRAGMA foreign_keys = ON")
         if not self.readonly:
+            if self.schema_version() == 0:
+                self._refuse_foreign()  # before anything is changed, the journal mode included
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and str(self.path) != ":memory:":
                 log.warning("journal mode is %s, not WAL path=%s", mode, self.path)
@@ -140,6 +142,16 @@ class Store:
                 f"archive {self.path} was written by a newer newsmon (schema {version}; this one knows "
                 f"{SCHEMA_VERSION}): upgrade newsmon"
             )
+
+    def _refuse_foreign(self) -> None:
+        """An SQLite file with tables but no newsmon schema belongs to another program: never add ours to it."""
+        tables = [row[0] for row in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4"
+        )]
+        if tables:
+            shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+            raise StoreError(f"{self.path} is an SQLite database of another program (tables: {shown}), not a "
+                             "newsmon archive: choose another --db")
 
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
