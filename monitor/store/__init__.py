@@ -118,8 +118,7 @@ class Store:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.conn.execute("PRAGMA foreign_keys = ON")
         if not self.readonly:
-            if self.schema_version() == 0:
-                self._refuse_foreign()  # before anything is changed, the journal mode included
+            self._refuse_foreign()  # before anything is changed, the journal mode included
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and str(self.path) != ":memory:":
                 log.warning("journal mode is %s, not WAL path=%s", mode, self.path)
@@ -144,9 +143,12 @@ class Store:
             )
 
     def _refuse_foreign(self) -> None:
-        """An SQLite file with tables but no newsmon schema belongs to another program: never add ours to it."""
+        """An SQLite file with tables but no newsmon schema belongs to another program: never add ours to it.
+        (One statement reads both, so a newsmon archive being created by another process at this moment
+        is seen either empty or with its schema version.)"""
         tables = [row[0] for row in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4"
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND (SELECT user_version FROM pragma_user_version) = 0 ORDER BY name LIMIT 4"
         )]
         if tables:
             shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
