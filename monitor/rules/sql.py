@@ -79,11 +79,12 @@ def fts_expression(node: Node) -> str:
         return "(" + " OR ".join(fts_expression(c) for c in node.children) + ")"
     if isinstance(node, And):
         positives = [c for c in node.children if not isinstance(c, Not)]
-        negatives = [c for c in node.children if isinstance(c, Not)]
-        text = "(" + " AND ".join(fts_expression(c) for c in positives) + ")"
-        for negative in negatives:
-            text = f"({text} NOT {fts_expression(negative.child)})"  # type: ignore[union-attr]
-        return text
+        negatives = [c.child for c in node.children if isinstance(c, Not)]  # type: ignore[union-attr]
+        text = " AND ".join(fts_expression(c) for c in positives)
+        if negatives:  # x NOT a NOT b as one x NOT (a OR b): FTS5 nests each NOT one level deeper
+            excluded = negatives[0] if len(negatives) == 1 else Or(tuple(negatives))
+            text = ("(" + text + ")" if len(positives) > 1 else text) + " NOT " + fts_expression(excluded)
+        return "(" + text + ")"
     raise ValueError(f"not expressible in FTS5: {node!r}")
 
 
@@ -120,13 +121,37 @@ def sql_condition(node: Node) -> tuple[str, list[object]]:
     if isinstance(node, Not):
         inner, params = sql_condition(node.child)
         return f"(NOT {inner})", params
+    children = list(node.children)  # type: ignore[union-attr]
+    if isinstance(node, Or):
+        # the text alternatives as one sub-query: x IN A OR x IN B is x IN (A OR B)
+        text_parts = [c for c in children if fts_expressible(c)]
+        if len(text_parts) > 1:
+            children = [Or(tuple(text_parts))] + [c for c in children if not fts_expressible(c)]
+    else:
+        # the excluded text as one sub-query: NOT x IN A AND NOT x IN B is NOT x IN (A OR B)
+        excluded = [c.child for c in children if isinstance(c, Not) and fts_expressible(c.child)]
+        if len(excluded) > 1:
+            children = [c for c in children if not (isinstance(c, Not) and fts_expressible(c.child))]
+            children.append(Not(Or(tuple(excluded))))
+    if len(children) == 1:
+        return sql_condition(children[0])
     parts, params = [], []
-    for child in node.children:  # type: ignore[union-attr]
+    for child in children:
         text, child_params = sql_condition(child)
         parts.append(text)
         params.extend(child_params)
-    joiner = " AND " if isinstance(node, And) else " OR "
-    return "(" + joiner.join(parts) + ")", params
+    return _join(parts, " AND " if isinstance(node, And) else " OR "), params
+
+
+SQL_CHAIN = 50  # conditions per parenthesised chain: SQLite counts a chain of n as n levels (1000 at most)
+
+
+def _join(parts: list[str], joiner: str) -> str:
+    """``parts`` joined by AND or OR, in chains of at most SQL_CHAIN, so that a query of thousands
+    of conditions stays a few levels deep for SQLite (whose expression trees are 1000 deep at most)."""
+    while len(parts) > SQL_CHAIN:
+        parts = ["(" + joiner.join(parts[i:i + SQL_CHAIN]) + ")" for i in range(0, len(parts), SQL_CHAIN)]
+    return "(" + joiner.join(parts) + ")"
 
 
 def compile_sql(query: Query) -> SqlQuery:
@@ -140,11 +165,9 @@ def compile_sql(query: Query) -> SqlQuery:
             core += [c for c in root.children if isinstance(c, Not) and fts_expressible(c.child)]
             rest = [c for c in root.children if c not in core]
             match = fts_expression(core[0] if len(core) == 1 else And(tuple(core)))
-            parts, params = [], []
-            for child in rest:
-                text, child_params = sql_condition(child)
-                parts.append(text)
-                params.extend(child_params)
-            return SqlQuery(match, " AND ".join(parts) if parts else "1", tuple(params))
+            if not rest:
+                return SqlQuery(match, "1", ())
+            where, params = sql_condition(rest[0] if len(rest) == 1 else And(tuple(rest)))
+            return SqlQuery(match, where, tuple(params))
     where, params = sql_condition(root)
     return SqlQuery(None, where, tuple(params))
