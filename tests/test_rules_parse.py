@@ -6,6 +6,7 @@ import pytest
 
 from monitor.errors import QueryError
 from monitor.rules import And, Meta, Near, Not, Or, Term, compile_sql, parse_query, query_from_keywords
+from monitor.rules.query import MAX_DEPTH
 
 
 def root(text: str):
@@ -98,6 +99,15 @@ ERRORS = [
     ("ma*li", "wildcard", 2),
     ("*", "wildcard", 0),
     ("()", "empty parentheses", 0),
+    ("(", "this ( is never closed", 0),
+    ("Mali (", "this ( is never closed", 5),
+    ("Mali AND (", "this ( is never closed", 9),
+    ("title:(", "this ( is never closed", 6),
+    ("title:-Niger", "put the - before the field: -title:Niger", 6),
+    ("title: -Niger", "put the - before the field: -title:Niger", 7),
+    ("title:NOT Niger", "", None),  # NOT glued to the colon is the word "not"
+    ("title: NOT Niger", "put the - before the field: -title:Niger", 7),
+    ("lang:-fr", "put the - before the field: -lang:fr", 5),
     ("", "empty query", 0),
     ("   ", "empty query", 0),
     ("feed:", "needs a value", 0),
@@ -163,5 +173,11 @@ def test_hostile_queries_are_query_errors(text: str, message: str) -> None:
 
 
 def test_deep_but_reasonable_nesting_works() -> None:
-    parse_query("(" * 60 + "a" + ")" * 60)
+    parse_query("(" * MAX_DEPTH + "a" + ")" * MAX_DEPTH)
     parse_query(" OR ".join(f"w{i}" for i in range(5000)))
+
+
+def test_a_negated_scope_is_written_before_the_field() -> None:
+    assert root("-title:Niger") == Not(Term(("niger",), fields=("title",)))
+    assert root("title:(-Niger)") == Not(Term(("niger",), fields=("title",)))
+    assert root("title:Niger-Benue") == Term(("niger", "benue"), fields=("title",))

@@ -35,7 +35,10 @@ SCOPE_FIELDS = TEXT_FIELDS + ("text",)
 META_FIELDS = ("feed", "lang", "tag", "domain")
 ALL_FIELDS = SCOPE_FIELDS + META_FIELDS
 OPERATORS = ("AND", "OR", "NOT")
-MAX_DEPTH = 64            # nested groups and NOTs; deeper is surely a mistake (and would overflow)
+MAX_DEPTH = 24            # levels of nesting (groups, NOT, scopes; AND/OR/NOT in the tree): SQLite's
+                          # parsers overflow at 29 levels (SQL around feed:/lang:) to 34 (FTS5 alone)
+MAX_WORDS = 5_000         # words and field values in one query: a rule of thousands of feed:/lang:
+                          # conditions takes SQLite seconds to prepare, and stays under its 32766 parameters
 MAX_NEAR = 100_000        # FTS5 reads NEAR distances as 32-bit numbers
 
 
@@ -223,6 +226,9 @@ class _Lexer:
                 near_at = start + field_match.end()
                 self.tokens.append(_Tok("NEAR", near_at, near=self._near(near_at)))
             elif rest:
+                if rest[0] == "-" and len(rest) > 1:  # title:-Niger would otherwise be title:Niger
+                    raise self.error(_negated_scope_message(name.lower(), rest.lstrip("-") or "..."),
+                                     start + field_match.end())
                 self._append_word(rest, start + field_match.end(), meta=name.lower() in META_FIELDS)
             return
         self._append_word(word, start, meta=False)
@@ -318,6 +324,7 @@ class _Parser:
         self.tokenizer = tokenizer
         self.index = 0
         self.depth = 0
+        self.words = 0
 
     @property
     def tok(self) -> _Tok:
@@ -339,6 +346,7 @@ class _Parser:
             raise self.error("unbalanced parenthesis: this ) has no (", self.tok.pos)
         if self.tok.kind != "EOF":  # pragma: no cover - every other token starts a term
             raise self.error("unexpected text", self.tok.pos)
+        self._check_height(node, 0)
         return node
 
     def or_expr(self) -> Node:
@@ -378,6 +386,15 @@ class _Parser:
                 self.depth -= 1
         return self.primary()
 
+    def _count(self, words: int, pos: int) -> None:
+        self.words += words
+        if self.words > MAX_WORDS:
+            raise self.error(f"the query is too long (more than {MAX_WORDS} words and field values)", pos)
+
+    def _check_height(self, node: Node, pos: int) -> None:
+        if _height(node) > MAX_DEPTH:
+            raise self.error(f"the query is nested too deeply (more than {MAX_DEPTH} levels)", pos)
+
     def _enter(self, tok: _Tok) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -388,6 +405,8 @@ class _Parser:
         if tok.kind == "LPAREN":
             if self.tok.kind == "RPAREN":
                 raise self.error("empty parentheses", tok.pos)
+            if self.tok.kind == "EOF":
+                raise self.error("unbalanced parenthesis: this ( is never closed", tok.pos)
             self._enter(tok)
             try:
                 node = self.or_expr()
@@ -396,18 +415,23 @@ class _Parser:
             if self.tok.kind != "RPAREN":
                 raise self.error("unbalanced parenthesis: this ( is never closed", tok.pos)
             self.take()
+            self._check_height(node, tok.pos)
             return node
         if tok.kind == "FIELD":
             return self.scoped(tok)
         if tok.kind == "WORD":
-            return Term(tuple(self.tokenizer(tok.text)), prefix=tok.prefix)
+            words = tuple(self.tokenizer(tok.text))
+            self._count(len(words), tok.pos)
+            return Term(words, prefix=tok.prefix)
         if tok.kind == "PHRASE":
             words = tuple(self.tokenizer(tok.text))
             if not words:
                 raise self.error("this phrase has no words in it", tok.pos)
+            self._count(len(words), tok.pos)
             return Term(words, prefix=tok.prefix)
         if tok.kind == "NEAR":
             assert tok.near is not None
+            self._count(sum(len(item.words) for item in tok.near.items), tok.pos)
             return tok.near
         if tok.kind == "RPAREN":
             raise self.error("unbalanced parenthesis: this ) has no (", tok.pos)
@@ -419,7 +443,12 @@ class _Parser:
             if value.kind not in ("WORD", "PHRASE") or value.prefix or not value.text.strip():
                 raise self.error(f"{field.text}: needs a value, such as {field.text}:{_META_EXAMPLE[field.text]}",
                                  field.pos)
+            self._count(1, value.pos)
             return Meta(field.text, _meta_value(field.text, value.text))
+        if self.tok.kind in ("MINUS", "NOT"):
+            after = self.tokens[self.index + 1]
+            word = after.text if after.kind == "WORD" else "..."
+            raise self.error(_negated_scope_message(field.text, word), self.tok.pos)
         if self.tok.kind not in ("LPAREN", "WORD", "PHRASE", "NEAR", "FIELD"):
             raise self.error(f"{field.text}: needs a word, a phrase or a group after it", field.pos)
         self._enter(field)
@@ -453,6 +482,19 @@ def _apply_scope(node: Node, fields: tuple[str, ...] | None) -> Node:
         return Not(_apply_scope(node.child, fields))
     children = tuple(_apply_scope(child, fields) for child in node.children)
     return And(children) if isinstance(node, And) else Or(children)
+
+
+def _height(node: Node) -> int:
+    """Levels of the tree: 1 for a term, one more for each AND, OR or NOT around it."""
+    if isinstance(node, Not):
+        return 1 + _height(node.child)
+    if isinstance(node, (And, Or)):
+        return 1 + max(_height(child) for child in node.children)
+    return 1
+
+
+def _negated_scope_message(field: str, word: str = "...") -> str:
+    return f"{field}: cannot be followed by - or NOT; to exclude, put the - before the field: -{field}:{word}"
 
 
 def _flatten(children: list[Node], kind: type) -> list[Node]:
