@@ -433,6 +433,7 @@ class _Loader:
 
     def rule_query(self, table: dict[str, Any], where: str, name: str) -> str:
         from monitor.rules import parse_query, query_from_keywords
+        from monitor.rules.query import keyword_phrase
 
         query = self.string(table, "query", where)
         keywords = self.string_list(table, "keywords", where)
@@ -442,10 +443,15 @@ class _Loader:
         if query is None:
             if not keywords:
                 raise self.error(where, "needs a query = \"...\" or a non-empty keywords = [...]")
-            try:
-                query = query_from_keywords(list(keywords), list(exclude or ()))
-            except QueryError as exc:
-                raise self.error(f"{where}.keywords", f"rule {name!r}: {exc.reason}: {exc.query!r}") from None
+            for list_key, entries in (("keywords", keywords), ("exclude", exclude or ())):
+                for position, entry in enumerate(entries):
+                    if not entry.strip():
+                        raise self.error(f"{where}.{list_key}[{position}]", f"rule {name!r}: is empty")
+                    try:
+                        keyword_phrase(entry)
+                    except QueryError as exc:
+                        raise self.error(f"{where}.{list_key}[{position}]", f"rule {name!r}: {exc}") from None
+            query = query_from_keywords(list(keywords), list(exclude or ()))
             key = f"{where}.keywords"
         else:
             key = f"{where}.query"

@@ -160,3 +160,23 @@ def test_rule_channels_and_digest_options() -> None:
         MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\nat = "08:00"\ntimezone = "Africa/Bamako"\n'
     )
     assert good.rules[0].at.hour == 8
+
+
+@pytest.mark.parametrize("keywords, exclude, key, words", [
+    ('["Tr*mp"]', '[]', "rules[0].keywords[0]", "can only end a word"),
+    ('["Mali", "Bamako", "Ga*o"]', '[]', "rules[0].keywords[2]", "can only end a word"),
+    ('["Mali"]', '["*"]', "rules[0].exclude[0]", "must follow the letters"),
+    ('["Mali"]', '["sport", "—"]', "rules[0].exclude[1]", "no words in it"),
+    ('["Mali", "  "]', '[]', "rules[0].keywords[1]", "is empty"),
+    ('["Mali **"]', '[]', "rules[0].keywords[0]", "wildcard"),
+])
+def test_each_keyword_is_checked_like_a_query(keywords: str, exclude: str, key: str, words: str) -> None:
+    error = error_of(MINIMAL + f'[[rules]]\nname = "k"\nkeywords = {keywords}\nexclude = {exclude}\n')
+    assert key in str(error) and "'k'" in str(error) and words in str(error)
+    assert error.exit_code == 2
+
+
+def test_keywords_with_a_final_wildcard_and_quotes_still_load() -> None:
+    config = parse_config(MINIMAL + '[[rules]]\nname = "k"\nkeywords = ["malien*", "Burkina Faso"]\n'
+                          'exclude = [\'say "hi"\']\n')
+    assert config.rules[0].query == '("malien"* OR "Burkina Faso") NOT ("say  hi")'

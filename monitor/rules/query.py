@@ -520,19 +520,35 @@ def parse_query(text: str, *, tokenizer: Tokenizer = tokenize) -> Query:
     return Query(root, text)
 
 
+def keyword_phrase(keyword: str, *, tokenizer: Tokenizer = tokenize) -> str:
+    """The query text of one ``keywords``/``exclude`` entry: a phrase (quotes inside are dropped),
+    a prefix when it ends in ``*``. Raises :class:`QueryError` where a query would: an empty entry,
+    a wildcard that does not end the entry or does not follow a letter, an entry with no word."""
+    text = keyword.strip()
+    offset = len(keyword) - len(keyword.lstrip())
+    if not text:
+        raise QueryError("empty keyword", query=keyword, position=0)
+    prefix = text.endswith("*")
+    stem = text[:-1] if prefix else text
+    star = stem.find("*")
+    if star >= 0:
+        raise QueryError("a wildcard * can only end a word (malien*)", query=keyword, position=offset + star)
+    if prefix and not tokenizer(stem[-1:]):
+        raise QueryError("a wildcard * must follow the letters of a word (malien*)", query=keyword,
+                         position=offset + len(stem))
+    body = stem.replace('"', " ").strip()
+    if not tokenizer(body):
+        raise QueryError("this keyword has no words in it", query=keyword, position=offset)
+    return f'"{body}"' + ("*" if prefix else "")
+
+
 def query_from_keywords(keywords: list[str], exclude: list[str]) -> str:
     """The query text for the ``keywords = [...]`` (any of) / ``exclude = [...]`` shorthand.
 
-    Each keyword is a phrase (quotes inside are dropped); a keyword ending in ``*`` is a prefix.
+    Each entry is checked and written by :func:`keyword_phrase` (a QueryError names the entry).
     """
-    def phrase(keyword: str) -> str:
-        keyword = keyword.strip()
-        prefix = keyword.endswith("*")
-        body = keyword.rstrip("*").replace('"', " ").strip()
-        return f'"{body}"' + ("*" if prefix else "")
-
-    wanted = [phrase(k) for k in keywords if k.strip().rstrip("*").replace('"', "").strip()]
-    unwanted = [phrase(k) for k in exclude if k.strip().rstrip("*").replace('"', "").strip()]
+    wanted = [keyword_phrase(k) for k in keywords]
+    unwanted = [keyword_phrase(k) for k in exclude]
     parts = []
     if wanted:
         parts.append("(" + " OR ".join(wanted) + ")")
