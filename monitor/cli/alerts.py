@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from monitor.alerts import deliver_pending, send_test
-from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.cli.common import ID, AppContext, count_type, emit_json, format_option, pass_app
 from monitor.errors import UsageError
 from monitor.store import alerts as outbox_sql
 from monitor.timeutil import utcnow
@@ -77,7 +77,7 @@ def _table(records: list[dict[str, Any]]) -> None:
 @click.group("alerts", invoke_without_command=True)
 @click.option("--status", type=click.Choice(STATUSES), help="Only alerts with this status.")
 @click.option("--rule", metavar="NAME", help="Only alerts of this rule.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many (newest first).")
+@click.option("--limit", type=count_type(1), default=None, help="At most this many (newest first).")
 @format_option()
 @click.pass_context
 def alerts(ctx: click.Context, status: str | None, rule: str | None, limit: int | None,
@@ -103,7 +103,7 @@ def alerts(ctx: click.Context, status: str | None, rule: str | None, limit: int 
 
 
 @alerts.command("retry")
-@click.argument("alert_id", required=False, type=int, metavar="[ID]")
+@click.argument("alert_id", required=False, type=ID, metavar="[ID]")
 @click.option("--no-send", is_flag=True, help="Only put them back in the outbox; the daemon sends them.")
 @pass_app
 def retry(app: AppContext, alert_id: int | None, no_send: bool) -> None:

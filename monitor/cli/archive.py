@@ -16,7 +16,7 @@ from typing import IO, Iterator
 
 import click
 
-from monitor.cli.common import AppContext, pass_app
+from monitor.cli.common import AppContext, count_type, pass_app
 from monitor.errors import StoreError, UsageError
 from monitor.store.bulk import BulkArticle, RecordError, bulk_insert, export_records, record_to_bulk
 from monitor.timeutil import parse_since
@@ -118,7 +118,7 @@ def _check_file(path: Path) -> int:
 
 @click.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--batch", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--batch", type=count_type(1), default=2000, show_default=True,
               help="Articles per transaction.")
 @pass_app
 def import_cmd(app: AppContext, file: Path, batch: int) -> None:

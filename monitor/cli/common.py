@@ -18,6 +18,18 @@ from monitor.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# SQLite stores integers in 64 bits: a larger id or count would fail inside the query (OverflowError).
+SQLITE_INT_MAX = 2**63 - 1
+# Row counts (--limit, --offset, --min-sources, --batch) are capped well below it, so that sums and
+# multiples of them (offset + limit, pages of hits) stay within SQLite's range too.
+COUNT_MAX = 1_000_000_000
+ID = click.IntRange(1, SQLITE_INT_MAX)
+
+
+def count_type(minimum: int = 1) -> click.IntRange:
+    """A count option from ``minimum`` to ``COUNT_MAX`` (click shows the range in --help and in errors)."""
+    return click.IntRange(minimum, COUNT_MAX)
+
 
 @dataclass
 class AppContext:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, count_type, emit_json, format_option, pass_app
 from monitor.errors import UsageError
 from monitor.models import FeedPollResult
 from monitor.timeutil import utcnow
@@ -170,7 +170,7 @@ def _feed_line(item: dict[str, Any]) -> str:
 
 @click.command("check")
 @click.argument("url")
-@click.option("--limit", default=10, show_default=True, help="Entries to show.")
+@click.option("--limit", type=count_type(0), default=10, show_default=True, help="Entries to show.")
 @format_option()
 @pass_app
 def feeds_check(app: AppContext, url: str, limit: int, output_format: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.common import AppContext, emit_json, pass_app
+from monitor.cli.common import AppContext, count_type, emit_json, pass_app
 from monitor.configedit import FeedChange, add_feed, add_feeds, remove_feed, set_feed_enabled, url_keys
 from monitor.errors import MonitorError, OPMLError, ParseError, UsageError
 from monitor.opml import OpmlEntry, read_opml, write_opml
@@ -35,7 +35,7 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 @click.option("--interval", metavar="DURATION", help='Polling interval, such as "10m" [default: default_interval].')
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
 @click.option("--language", metavar="CODE", help='Language of the feed, such as "en" or "fr".')
-@click.option("--choose", type=int, metavar="N", help="When several feeds are found, take number N.")
+@click.option("--choose", type=count_type(1), metavar="N", help="When several feeds are found, take number N.")
 @click.option("-y", "--yes", is_flag=True, help="When several feeds are found, take the first without asking.")
 @pass_app
 def feeds_add(app: AppContext, url: str, name: str | None, interval: str | None, tags: tuple[str, ...],
@@ -52,8 +52,6 @@ def feeds_add(app: AppContext, url: str, name: str | None, interval: str | None,
 
     _check_interval(interval)
     _check_language(language)
-    if choose is not None and choose < 1:
-        raise UsageError("--choose takes a number from 1")
     config = app.config()
     _refuse_known_url(config.feeds, url)
     if name is not None and name.strip().casefold() in {feed.name.casefold() for feed in config.feeds}:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, count_type, emit_json, format_option, pass_app
 from monitor.cli.search import parse_time_option, short_time, terminal_mark, PLAIN_MARK
 from monitor.config import Config, RuleConfig
 from monitor.errors import UsageError
@@ -76,7 +76,7 @@ def _rule_queries(app: AppContext) -> dict[str, str]:
 @click.command("test")
 @click.argument("rule_or_query")
 @click.option("--since", help="Only articles published since: a duration (30d) or a date.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Hits shown (newest first).")
+@click.option("--limit", type=count_type(1), default=20, show_default=True, help="Hits shown (newest first).")
 @format_option()
 @pass_app
 def rules_test(app: AppContext, rule_or_query: str, since: str | None, limit: int, output_format: str) -> None:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import click
 
-from monitor.cli.common import AppContext, emit_json, pass_app
+from monitor.cli.common import ID, AppContext, count_type, emit_json, pass_app
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
 from monitor.search import SORTS, SearchHit, highlight, positive_terms, search
@@ -54,11 +54,11 @@ def short_time(iso: str | None) -> str:
 @click.option("--feed", "feeds", multiple=True, help="Only articles from this feed (repeatable).")
 @click.option("--lang", "languages", multiple=True, help="Only this language, e.g. fr (repeatable; fr covers fr-FR).")
 @click.option("--rule", help="Only articles that matched this rule.")
-@click.option("--story", "story_id", type=int, help="Only articles of this story.")
+@click.option("--story", "story_id", type=ID, help="Only articles of this story.")
 @click.option("--sort", type=click.Choice(SORTS), default="relevance", show_default=True,
               help="relevance: BM25 (title above summary above content) damped by age; date: newest first.")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many rows.")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many rows.")
+@click.option("--limit", type=count_type(1), default=20, show_default=True, help="At most this many rows.")
+@click.option("--offset", type=count_type(0), default=0, show_default=True, help="Skip this many rows.")
 @click.option("--group-stories", is_flag=True, help="One row per story (its best hit) with its source count.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table",
               show_default=True, help="table for people; json (one array), jsonl or csv for tools.")

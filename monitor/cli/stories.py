@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli.common import AppContext, emit_json, format_option, pass_app
+from monitor.cli.common import ID, AppContext, count_type, emit_json, format_option, pass_app
 from monitor.errors import UsageError
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
@@ -14,9 +14,9 @@ from monitor.timeutil import parse_since
 @click.option("--since", default="7d", show_default=True, help="Stories updated since: a duration (7d) or a date.")
 @click.option("--all", "show_all", is_flag=True, help="Every story, however old.")
 @click.option("--rule", help="Only stories with an article that matched this rule.")
-@click.option("--min-sources", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--min-sources", type=count_type(1), default=1, show_default=True,
               help="Only stories reported by at least this many outlets (feeds).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many stories.")
+@click.option("--limit", type=count_type(1), default=None, help="At most this many stories.")
 @format_option()
 @pass_app
 def stories(app: AppContext, since: str, show_all: bool, rule: str | None, min_sources: int, limit: int | None,
@@ -44,7 +44,7 @@ def stories(app: AppContext, since: str, show_all: bool, rule: str | None, min_s
 
 
 @click.command("story")
-@click.argument("story_id", type=int)
+@click.argument("story_id", type=ID)
 @format_option()
 @pass_app
 def story(app: AppContext, story_id: int, output_format: str) -> None:
