@@ -199,9 +199,10 @@ def test_readonly_archive_is_not_written(archive: list[str]) -> None:
     assert db.stat().st_mtime_ns == before
 
 
-def test_missing_archive_is_a_clean_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.toml"), "--db", str(tmp_path / "none.db"),
-                                      "search", "Mali"])
+def test_missing_archive_is_a_clean_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no config/feeds.toml: search needs only the archive (a named config must exist)
+    monkeypatch.delenv("NEWSMON_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.db"), "search", "Mali"])
     assert result.exit_code == 1 and result.output.startswith("error: no archive")
 
 

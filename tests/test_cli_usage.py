@@ -75,3 +75,51 @@ def test_the_largest_counts_search_without_overflow(archive: list[str]) -> None:
         assert result.output.strip() == "no results"
     result = invoke([*archive, "stories", "--all", "--min-sources", "1000000000", "--limit", "1000000000"])
     assert result.exit_code == 0 and result.output.startswith("no stories"), result.output
+
+
+# --------------------------------------------------------------------------- a named config that is missing
+
+READING = [["status"], ["search", "Mali"], ["stories"], ["story", "1"], ["alerts"], ["export"],
+           ["rules", "test", "sahel"], ["rules", "list"], ["feeds", "list"], ["feeds", "export"],
+           ["channels", "test", "log"], ["alerts", "retry"], ["rules", "rematch"], ["poll"], ["run"]]
+
+
+@pytest.mark.parametrize("args", [*READING, ["backup", "copy.db"], ["import", "export.jsonl"],
+                                  ["feeds", "check", "http://127.0.0.1:9/feed.xml"]])
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_named_config_that_is_missing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], how: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "export.jsonl").write_text("", encoding="utf-8")
+    if how == "option":
+        result = invoke(["--config", "nope.toml", *args])
+    else:
+        result = invoke(args, env={"NEWSMON_CONFIG": "nope.toml"})
+    assert_usage_error(result, "error: nope.toml: no such file")
+    assert not (tmp_path / "storage").exists(), "the default archive is not used (nor created)"
+
+
+@pytest.mark.parametrize("args", [["status"], ["search", "Mali"], ["rules", "test", "Mali"], ["backup", "copy.db"]])
+def test_a_named_config_that_is_missing_is_an_error_also_with_db(archive: list[str], args: list[str]) -> None:
+    result = invoke(["--config", "nope.toml", archive[2], archive[3], *args])
+    assert_usage_error(result, "error: nope.toml: no such file")
+
+
+@pytest.mark.parametrize("args", [["status"], ["search", "Mali"], ["stories"], ["alerts"], ["export"],
+                                  ["rules", "test", "Mali"], ["backup", "copy.db"]])
+def test_reading_commands_need_only_db_when_the_default_config_is_absent(
+    archive: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")     # no config/feeds.toml here
+    monkeypatch.delenv("NEWSMON_CONFIG", raising=False)
+    result = invoke([archive[2], archive[3], *[str(tmp_path / a) if a.endswith(".db") else a for a in args]])
+    assert result.exit_code == 0, result.output
+
+
+def test_init_writes_a_named_config_that_does_not_exist_yet(tmp_path: Path) -> None:
+    config = tmp_path / "new" / "feeds.toml"
+    result = invoke(["--config", str(config), "--db", str(tmp_path / "a.db"), "init"])
+    assert result.exit_code == 0, result.output
+    assert config.exists()

@@ -136,7 +136,7 @@ def import_cmd(app: AppContext, file: Path, batch: int) -> None:
     from monitor.pipeline import compile_ruleset
     from monitor.stories import StoryClusterer
 
-    config = app.config() if app.config_path.exists() else None
+    config = app.optional_config()
     clusterer = StoryClusterer(window=config.monitor.story_window) if config else StoryClusterer()
     ruleset = compile_ruleset(config) if config else None
     store = app.store()

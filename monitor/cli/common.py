@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from monitor.config import DEFAULT_CONFIG_PATH, DEFAULT_DB_PATH, Config, load_config
+from monitor.errors import UsageError
 from monitor.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,10 +49,29 @@ class AppContext:
             return Path(os.environ["NEWSMON_CONFIG"])
         return DEFAULT_CONFIG_PATH
 
+    @property
+    def config_named(self) -> bool:
+        """Whether the config file was named (``--config`` or ``NEWSMON_CONFIG``) rather than the default."""
+        return self.config_option is not None or bool(os.environ.get("NEWSMON_CONFIG"))
+
     def config(self) -> Config:
+        """The loaded config; ConfigError (exit 2) when it is missing or invalid."""
         if self._config is None:
             self._config = load_config(self.config_path)
         return self._config
+
+    def optional_config(self) -> Config | None:
+        """The config, or None when the default config file does not exist (the reading commands work
+        on a bare archive). A named config file must exist: a missing one is ConfigError."""
+        if self.config_named or self.config_path.exists():
+            return self.config()
+        return None
+
+    def check_named_config(self) -> None:
+        """ConfigError when the config file was named but does not exist: a typo in ``--config`` is
+        reported by every command, also one that would not read the config (``--db`` given)."""
+        if self.config_named and not self.config_path.exists():
+            self.config()
 
     @property
     def db_path(self) -> Path:
@@ -60,13 +80,13 @@ class AppContext:
             return self.db_option
         if os.environ.get("NEWSMON_DB"):
             return Path(os.environ["NEWSMON_DB"])
-        if self.config_path.exists():
-            configured = self.config().monitor.database
-            if configured is not None:
-                return configured
+        config = self.optional_config()
+        if config is not None and config.monitor.database is not None:
+            return config.monitor.database
         return DEFAULT_DB_PATH
 
     def store(self, *, readonly: bool = False) -> Store:
+        self.check_named_config()
         store = Store.open(self.db_path, readonly=readonly)
         self._stores.append(store)
         return store
@@ -78,6 +98,15 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def check_rule_name(app: AppContext, rule: str | None) -> None:
+    """UsageError when ``--rule`` names a rule the config does not have (not checked without a config)."""
+    if rule is None:
+        return
+    config = app.optional_config()
+    if config is not None and config.rule(rule) is None:
+        raise UsageError(f"no rule named {rule!r} in {app.config_path}")
 
 
 def _json_default(value: Any) -> Any:

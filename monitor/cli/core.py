@@ -181,7 +181,8 @@ def feeds_check(app: AppContext, url: str, limit: int, output_format: str) -> No
     from monitor.parsejob import normalize_feed
     from monitor.pipeline import fetch_settings
 
-    settings = fetch_settings(app.config()) if app.config_path.exists() else FetchSettings.default()
+    config = app.optional_config()
+    settings = fetch_settings(config) if config is not None else FetchSettings.default()
     with Fetcher(settings) as fetcher:
         result = fetcher.fetch(url)
     parsed = parse_feed(result.body, result.headers, result.url)

@@ -55,9 +55,8 @@ def status(app: AppContext, output_format: str) -> None:
 
 def _settings(app: AppContext) -> MonitorSettings:
     """The config's [monitor] settings; the defaults when there is no config file (status of a bare archive)."""
-    if not app.config_path.exists():
-        return MonitorSettings()
-    return app.config().monitor
+    config = app.optional_config()
+    return config.monitor if config is not None else MonitorSettings()
 
 
 def render_status(report: dict[str, Any]) -> str:

@@ -68,9 +68,8 @@ def rules_list(app: AppContext, output_format: str) -> None:
 
 
 def _rule_queries(app: AppContext) -> dict[str, str]:
-    if not app.config_path.exists():
-        return {}
-    return {rule.name: rule.query for rule in app.config().rules}
+    config = app.optional_config()
+    return {rule.name: rule.query for rule in config.rules} if config is not None else {}
 
 
 @click.command("test")

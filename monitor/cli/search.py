@@ -11,7 +11,7 @@ from typing import Sequence
 
 import click
 
-from monitor.cli.common import ID, AppContext, count_type, emit_json, pass_app
+from monitor.cli.common import ID, AppContext, check_rule_name, count_type, emit_json, pass_app
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
 from monitor.search import SORTS, SearchHit, highlight, positive_terms, search
@@ -36,11 +36,6 @@ def parse_time_option(name: str, value: str | None) -> datetime | None:
         return parse_since(value)
     except ValueError as exc:
         raise UsageError(f"{name}: {exc}") from None
-
-
-def check_rule_name(app: AppContext, rule: str | None) -> None:
-    if rule is not None and app.config_path.exists() and app.config().rule(rule) is None:
-        raise UsageError(f"no rule named {rule!r} in {app.config_path}")
 
 
 def short_time(iso: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli.common import ID, AppContext, count_type, emit_json, format_option, pass_app
+from monitor.cli.common import ID, AppContext, check_rule_name, count_type, emit_json, format_option, pass_app
 from monitor.errors import UsageError
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
@@ -26,8 +26,7 @@ def stories(app: AppContext, since: str, show_all: bool, rule: str | None, min_s
         since_time = None if show_all else parse_since(since)
     except ValueError as exc:
         raise UsageError(f"--since: {exc}") from None
-    if rule is not None and app.config_path.exists() and app.config().rule(rule) is None:
-        raise UsageError(f"no rule named {rule!r} in {app.config_path}")
+    check_rule_name(app, rule)
     store = app.store(readonly=True)
     with store.reading() as conn:
         found = story_queries.list_stories(conn, since=since_time, rule=rule, min_sources=min_sources, limit=limit)
