@@ -123,3 +123,15 @@ def test_init_writes_a_named_config_that_does_not_exist_yet(tmp_path: Path) -> N
     result = invoke(["--config", str(config), "--db", str(tmp_path / "a.db"), "init"])
     assert result.exit_code == 0, result.output
     assert config.exists()
+
+
+# --------------------------------------------------------------------------- options that exclude each other
+
+
+def test_stories_since_and_all_exclude_each_other(archive: list[str]) -> None:
+    for args in (["--all", "--since", "2d"], ["--since", "7d", "--all"]):
+        assert_usage_error(invoke([*archive, "stories", *args]), "error: --since and --all exclude each other")
+    for args in (["--all"], ["--since", "2d"], []):
+        result = invoke([*archive, "stories", *args])
+        assert result.exit_code == 0, result.output
+    assert invoke([*archive, "stories"]).output.strip() == "no stories updated in the last 7d"

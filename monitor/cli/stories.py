@@ -9,19 +9,25 @@ from monitor.errors import UsageError
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
 
+DEFAULT_SINCE = "7d"
+
 
 @click.command("stories")
-@click.option("--since", default="7d", show_default=True, help="Stories updated since: a duration (7d) or a date.")
-@click.option("--all", "show_all", is_flag=True, help="Every story, however old.")
+@click.option("--since", help="Stories updated since: a duration (7d) or a date.  [default: 7d]")
+@click.option("--all", "show_all", is_flag=True, help="Every story, however old (instead of --since).")
 @click.option("--rule", help="Only stories with an article that matched this rule.")
 @click.option("--min-sources", type=count_type(1), default=1, show_default=True,
               help="Only stories reported by at least this many outlets (feeds).")
 @click.option("--limit", type=count_type(1), default=None, help="At most this many stories.")
 @format_option()
 @pass_app
-def stories(app: AppContext, since: str, show_all: bool, rule: str | None, min_sources: int, limit: int | None,
+def stories(app: AppContext, since: str | None, show_all: bool, rule: str | None, min_sources: int, limit: int | None,
             output_format: str) -> None:
     """Stories (the same news from several outlets), newest first, with their source counts."""
+    if show_all and since is not None:
+        raise UsageError("--since and --all exclude each other: give one of them")
+    if since is None:
+        since = DEFAULT_SINCE
     try:
         since_time = None if show_all else parse_since(since)
     except ValueError as exc:
