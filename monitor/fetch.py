@@ -270,11 +270,14 @@ class _BoundedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = _bounded(
-            lambda t: self._inner.connect_tcp(host, port, t, local_address, socket_options),
-            timeout,
-            httpcore.ConnectTimeout,
-        )
+        try:
+            stream = _bounded(
+                lambda t: self._inner.connect_tcp(host, port, t, local_address, socket_options),
+                timeout,
+                httpcore.ConnectTimeout,
+            )
+        except UnicodeError as exc:  # a host name that IDNA cannot encode ("a..b", a label over 63 characters)
+            raise httpcore.ConnectError(f"invalid host name {host!r}: {exc}") from exc
         bounded = _BoundedStream(stream)
         bounded._watch()
         return bounded
@@ -738,6 +741,10 @@ def _feed_url(url: str) -> httpx.URL:
         raise FetchError(f"not an http or https URL: {url[:200]}", kind="invalid_url", url=url)
     if not parsed.host:
         raise FetchError(f"URL has no host: {url[:200]}", kind="invalid_url", url=url)
+    try:
+        parsed.host.encode("idna")
+    except UnicodeError:
+        raise FetchError(f"URL has an invalid host name: {url[:200]}", kind="invalid_url", url=url) from None
     return parsed
 
 

@@ -270,7 +270,7 @@ def test_redirect_to_a_non_http_url_is_refused(feed_server: FeedServer, fetcher:
 
 @pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://example.org/feed.xml", "", "   ", "http://", "not a url", "http://[::1",
-            "//example.org/feed", "data:text/xml,<rss/>"],
+            "//example.org/feed", "data:text/xml,<rss/>", "http://a..b/", f"http://{'a' * 64}.org/"],
 )
 def test_invalid_urls_are_refused(fetcher: Fetcher, url: str) -> None:
     error = fetch_error(fetcher, url)
@@ -555,3 +555,9 @@ def test_feed_server_records_methods_bodies_and_queries(feed_server: FeedServer)
     assert first.headers["content-type"] == "application/json"
     assert second.method == "HEAD"
     assert httpx.get(feed_server.url("/unknown")).status_code == 404
+
+
+def test_a_redirect_to_an_invalid_host_name_is_a_fetch_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.add("/f", b"", status=302, headers={"Location": "http://a..b/feed.xml"})
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert error.kind in ("connect", "redirect") and "a..b" in error.message
