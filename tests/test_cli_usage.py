@@ -3,6 +3,7 @@ a named config file that is missing, options that exclude each other, URLs that 
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,36 @@ def test_stories_since_and_all_exclude_each_other(archive: list[str]) -> None:
         result = invoke([*archive, "stories", *args])
         assert result.exit_code == 0, result.output
     assert invoke([*archive, "stories"]).output.strip() == "no stories updated in the last 7d"
+
+
+# --------------------------------------------------------------------------- URL arguments
+
+
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (a network failure, not bad usage)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/feed.xml"
+
+
+@pytest.mark.parametrize("command", ["check", "add"])
+@pytest.mark.parametrize("url", ["notaurl", "file:///etc/passwd", "ftp://example.org/feed.xml", "http://",
+                                 "https://example.org:99999/", "http://a..b/", "http://[::1/", ""])
+def test_a_url_that_is_not_a_feed_url_is_a_usage_error(archive: list[str], command: str, url: str) -> None:
+    config = Path(archive[1])
+    before = config.read_bytes()
+    assert_usage_error(invoke([*archive, "feeds", command, url]), "error: not a feed URL")
+    assert config.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["check", "add"])
+def test_a_valid_url_that_cannot_be_fetched_exits_1(archive: list[str], command: str) -> None:
+    result = invoke([*archive, "feeds", command, closed_port_url()])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert "error: cannot connect" in result.output
+
+
+def test_feeds_add_takes_a_host_without_scheme_as_https(archive: list[str]) -> None:
+    result = invoke([*archive, "feeds", "add", "localhost:1/news"])
+    assert result.exit_code == 1 and "error: cannot connect to localhost:1" in result.output, result.output

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -107,6 +108,31 @@ def check_rule_name(app: AppContext, rule: str | None) -> None:
     config = app.optional_config()
     if config is not None and config.rule(rule) is None:
         raise UsageError(f"no rule named {rule!r} in {app.config_path}")
+
+
+def feed_url_argument(url: str, *, bare_host: bool = False) -> str:
+    """A URL argument (`feeds check`, `feeds add`) checked before anything is fetched: an http(s) URL with
+    a host, ``feed:`` forms rewritten; UsageError (exit 2) for anything else. ``bare_host``: an address
+    without a scheme whose host has a dot (www.example.org/news), or localhost, means https://."""
+    from monitor.opml import check_feed_url
+
+    text = url.strip()
+    if bare_host and text and "://" not in text and not text.lower().startswith("feed:"):
+        host = text.lstrip("/").split("/", 1)[0].rpartition("@")[2].lower()
+        if "." in host or ":" in host or host.split(":", 1)[0] == "localhost":
+            text = "https://" + text.lstrip("/")
+    checked, reason = check_feed_url(text)
+    if checked is not None:
+        host = urlsplit(checked).hostname or ""
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            checked, reason = None, f"unparsable URL (host name {host!r})"
+    if checked is None:
+        if "://" not in text:
+            reason = "write an address such as https://www.example.org/feed.xml"
+        raise UsageError(f"not a feed URL: {url!r}: {reason}")
+    return checked
 
 
 def _json_default(value: Any) -> Any:

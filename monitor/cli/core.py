@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.common import AppContext, count_type, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, count_type, feed_url_argument, emit_json, format_option, pass_app
 from monitor.errors import UsageError
 from monitor.models import FeedPollResult
 from monitor.timeutil import utcnow
@@ -181,6 +181,7 @@ def feeds_check(app: AppContext, url: str, limit: int, output_format: str) -> No
     from monitor.parsejob import normalize_feed
     from monitor.pipeline import fetch_settings
 
+    url = feed_url_argument(url)
     config = app.optional_config()
     settings = fetch_settings(config) if config is not None else FetchSettings.default()
     with Fetcher(settings) as fetcher:

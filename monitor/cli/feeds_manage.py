@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.common import AppContext, count_type, emit_json, pass_app
+from monitor.cli.common import AppContext, count_type, feed_url_argument, emit_json, pass_app
 from monitor.configedit import FeedChange, add_feed, add_feeds, remove_feed, set_feed_enabled, url_keys
 from monitor.errors import MonitorError, OPMLError, ParseError, UsageError
 from monitor.opml import OpmlEntry, read_opml, write_opml
@@ -50,6 +50,7 @@ def feeds_add(app: AppContext, url: str, name: str | None, interval: str | None,
     from monitor.discover import explore
     from monitor.fetch import Fetcher, FetchSettings
 
+    url = feed_url_argument(url, bare_host=True)
     _check_interval(interval)
     _check_language(language)
     config = app.config()
