@@ -89,22 +89,27 @@ def test_a_dead_pid_on_this_host_is_not_running() -> None:
 
 
 def test_collect_status_counts_feeds_by_health(store: Store, tmp_path: Path) -> None:
-    add_feed(store, "ok", last_success=to_iso(NOW), next_check=to_iso(NOW + timedelta(minutes=5)))
+    polled = {"last_fetch": to_iso(NOW - timedelta(minutes=10))}
+    add_feed(store, "ok", last_success=to_iso(NOW), next_check=to_iso(NOW + timedelta(minutes=5)), **polled)
     add_feed(store, "due", next_check=to_iso(NOW - timedelta(minutes=1)))
     add_feed(store, "new")
     add_feed(store, "flaky", consecutive_errors=2, last_error="timed out", last_error_kind="timeout",
-             next_check=to_iso(NOW + timedelta(minutes=5)))
+             next_check=to_iso(NOW + timedelta(minutes=5)), **polled)
     add_feed(store, "dead", consecutive_errors=7, last_error="HTTP 500", last_error_kind="http_status",
-             last_status=500, next_check=to_iso(NOW + timedelta(hours=1)))
-    add_feed(store, "gone", gone=1, last_error="HTTP 410")
-    add_feed(store, "moved", permanent_url="https://moved.example.net/rss", next_check=to_iso(NOW + timedelta(hours=1)))
+             last_status=500, next_check=to_iso(NOW + timedelta(hours=1)), **polled)
+    add_feed(store, "gone", gone=1, last_error="HTTP 410", **polled)
+    add_feed(store, "moved", permanent_url="https://moved.example.net/rss", next_check=to_iso(NOW + timedelta(hours=1)),
+             **polled)
+    add_feed(store, "unchanged", last_status=304, next_check=to_iso(NOW + timedelta(hours=1)), **polled)
     add_feed(store, "off", enabled=0)
     ingest_articles(store, "ok", [article("a", "Alpha", when=NOW)], now=NOW)
     report = collect_status(store.conn, db_path=tmp_path / "archive.db", now=NOW, failing_after=5)
     assert report["feeds"] == {
-        "total": 8, "enabled": 7, "ok": 4, "erroring": 1, "failing": 1, "due": 2, "polling": 0, "gone": 1,
-        "never_polled": 6, "disabled": 1,
+        "total": 9, "enabled": 8, "ok": 3, "erroring": 1, "failing": 1, "due": 2, "polling": 0, "gone": 1,
+        "never_polled": 2, "disabled": 1,
     }
+    feeds = report["feeds"]
+    assert feeds["ok"] + feeds["never_polled"] + feeds["erroring"] + feeds["failing"] + feeds["gone"] == feeds["enabled"]
     assert [f["name"] for f in report["failing"]] == ["dead"]
     assert report["failing"][0]["last_error"] == "HTTP 500"
     assert [f["name"] for f in report["erroring"]] == ["flaky"]
@@ -214,10 +219,28 @@ def test_status_command_without_a_daemon(store: Store, tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "not running (no daemon has run on this archive)" in done.stdout
-    assert "1 enabled" in done.stdout
+    assert "1 enabled: 1 ok, 0 never polled," in done.stdout
     missing = subprocess.run(newsmon_argv("--config", str(config), "--db", str(tmp_path / "none.db"), "status"),
                              capture_output=True, text=True, env=env, timeout=120)
     assert missing.returncode == 1 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+
+
+def test_status_after_init_counts_no_feed_as_ok(tmp_path: Path) -> None:
+    """A fresh archive's feeds have never been polled: none of them is ok yet (text and JSON agree)."""
+    from tests.test_daemon import newsmon_argv
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = ("--config", str(tmp_path / "feeds.toml"), "--db", str(tmp_path / "archive.db"))
+    init = subprocess.run(newsmon_argv(*base, "init"), capture_output=True, text=True, env=env, timeout=120)
+    assert init.returncode == 0, init.stderr
+    done = subprocess.run(newsmon_argv(*base, "status", "--format", "json"), capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    feeds = json.loads(done.stdout)["feeds"]
+    assert feeds["enabled"] > 0
+    assert feeds["ok"] == 0 and feeds["never_polled"] == feeds["enabled"] == feeds["due"]
+    text = subprocess.run(newsmon_argv(*base, "status"), capture_output=True, text=True, env=env, timeout=120)
+    assert f"{feeds['enabled']} enabled: 0 ok, {feeds['enabled']} never polled, 0 with errors" in text.stdout
 
 
 def test_upkeep_checkpoint_and_optimize(store: Store, tmp_path: Path) -> None:

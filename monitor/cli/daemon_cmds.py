@@ -77,7 +77,8 @@ def render_status(report: dict[str, Any]) -> str:
             lines.append(f"last tick   {daemon['last_tick']}")
     feeds = report["feeds"]
     lines.append(
-        f"feeds       {feeds['enabled']} enabled: {feeds['ok']} ok, {feeds['erroring']} with errors, "
+        f"feeds       {feeds['enabled']} enabled: {feeds['ok']} ok, {feeds['never_polled']} never polled, "
+        f"{feeds['erroring']} with errors, "
         f"{feeds['failing']} failing, {feeds['due']} due, {feeds['polling']} being polled; "
         f"{feeds['gone']} gone, {feeds['disabled']} disabled"
     )

@@ -118,21 +118,26 @@ def table_exists(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, Any]:
-    """Feed counts by state, and the feeds that need a human: failing, gone, moved."""
+    """Feed counts by state, and the feeds that need a human: failing, gone, moved.
+
+    Each enabled feed is in one of ok, never_polled, erroring, failing and gone: a feed is ok only once a
+    poll of it went well (never_polled feeds have not been fetched yet)."""
     db = raw_connection(conn)
     now_text = to_iso(now)
     row = db.execute(
         """
         SELECT COUNT(*),
                SUM(enabled = 1),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL),
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL
+                   AND (last_success IS NOT NULL OR last_fetch IS NOT NULL)),
                SUM(enabled = 1 AND gone = 0 AND consecutive_errors < :failing
                    AND (consecutive_errors > 0 OR last_error IS NOT NULL)),
                SUM(enabled = 1 AND gone = 0 AND consecutive_errors >= :failing),
                SUM(enabled = 1 AND gone = 0 AND (next_check IS NULL OR next_check <= :now)),
                SUM(enabled = 1 AND gone = 0 AND lease_until >= :now),
                SUM(gone = 1),
-               SUM(enabled = 1 AND last_success IS NULL AND last_fetch IS NULL)
+               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL
+                   AND last_success IS NULL AND last_fetch IS NULL)
         FROM feeds
         """,
         {"failing": failing_after, "now": now_text},
