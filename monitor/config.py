@@ -136,9 +136,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, config_path)
 
 
+UTF8_BOM = "\ufeff"
+
+
 def parse_config(text: str, path: str | os.PathLike[str] = "<config>") -> Config:
-    """Validate TOML text as a newsmon config. ``path`` is used in messages and for the result."""
-    return _Loader(Path(path)).load(text)
+    """Validate TOML text as a newsmon config. ``path`` is used in messages and for the result.
+
+    A leading byte order mark (editors on Windows write one) is not TOML and is skipped."""
+    return _Loader(Path(path)).load(text.removeprefix(UTF8_BOM))
 
 
 class _Loader:

@@ -51,7 +51,7 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import AoT, Array, Comment, Item, Table, Whitespace
 
-from monitor.config import Config, FeedConfig, parse_config, url_identity
+from monitor.config import UTF8_BOM, Config, FeedConfig, parse_config, url_identity
 from monitor.errors import ConfigError, UsageError
 from monitor.normalize import canonical_url
 from monitor.opml import check_feed_url
@@ -145,6 +145,7 @@ class _Source:
     text: str
     stat: os.stat_result
     config: Config
+    bom: bool = False         # the file starts with a UTF-8 byte order mark: ``text`` is without it, writes keep it
 
 
 def _read(path: str | os.PathLike[str]) -> _Source:
@@ -160,8 +161,10 @@ def _read(path: str | os.PathLike[str]) -> _Source:
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=str(config_path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", path=str(config_path)) from None
+    bom = text.startswith(UTF8_BOM)
+    text = text.removeprefix(UTF8_BOM)
     config = parse_config(text, config_path)  # a config that is not valid to begin with is not edited
-    return _Source(path=config_path, text=text, stat=stat, config=config)
+    return _Source(path=config_path, text=text, stat=stat, config=config, bom=bom)
 
 
 def _validate(source: _Source, text: str) -> Config:
@@ -192,7 +195,7 @@ def _write(source: _Source, text: str) -> None:
     temp_path = Path(handle.name)
     try:
         with handle:
-            handle.write(text)
+            handle.write(UTF8_BOM + text if source.bom else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp_path, source.stat.st_mode & 0o7777)

@@ -180,3 +180,20 @@ def test_keywords_with_a_final_wildcard_and_quotes_still_load() -> None:
     config = parse_config(MINIMAL + '[[rules]]\nname = "k"\nkeywords = ["malien*", "Burkina Faso"]\n'
                           'exclude = [\'say "hi"\']\n')
     assert config.rules[0].query == '("malien"* OR "Burkina Faso") NOT ("say  hi")'
+
+
+def test_a_leading_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    """Editors on Windows start UTF-8 files with a BOM; it is not part of the TOML."""
+    plain, marked = tmp_path / "plain.toml", tmp_path / "marked.toml"
+    plain.write_bytes((REPO / "config" / "feeds.toml").read_bytes())
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert load_config(marked).feeds == load_config(plain).feeds
+    assert load_config(marked).rules == load_config(plain).rules
+    broken = tmp_path / "broken.toml"
+    broken.write_bytes(b"\xef\xbb\xbf[monitor]\ndefault_interval = \n")
+    with pytest.raises(ConfigError, match=r"line 2, column 20"):
+        load_config(broken)
+    twice = tmp_path / "twice.toml"
+    twice.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbf[monitor]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(twice)

@@ -365,3 +365,30 @@ def test_a_symlinked_config_stays_a_symlink(tmp_path: Path) -> None:
     add_feeds(link, [{"title": "New", "url": "https://e.org/new"}])
     assert link.is_symlink()
     assert "New" in [feed.name for feed in load_config(real).feeds]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_config_with_a_byte_order_mark_is_edited_and_keeps_it(config: Path, newline: str) -> None:
+    bom = b"\xef\xbb\xbf"
+    config.write_bytes(bom + SAMPLE.replace("\n", newline).encode("utf-8"))
+    add_feeds(config, [{"title": "New", "url": "https://e.org/new"}])
+    set_feed_enabled(config, "New", False)
+    remove_feed(config, "RFI")
+    add_feed(config, {"name": "Other", "url": "https://e.org/other"})
+    data = config.read_bytes()
+    assert data.startswith(bom) and data.count(bom) == 1
+    assert _names(config) == ["Al Jazeera", "BBC Africa", "New", "Other"]
+    assert load_config(config).feed("New").enabled is False
+    assert newline == "\r\n" or b"\r" not in data
+
+
+def test_a_byte_order_mark_survives_the_tomlkit_path(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    tricky = ("[[feeds]]  # first\nname = \"A\"\nurl = \"https://e.org/a\"\n\n"
+              "[[feeds]]\nname = '''\n[[feeds]]'''\nurl = \"https://e.org/weird\"\n")
+    path.write_bytes(b"\xef\xbb\xbf" + tricky.encode("utf-8"))
+    add_feeds(path, [{"title": "B", "url": "https://e.org/b"}])
+    remove_feed(path, "A")
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\xef\xbb\xbf") == 1
+    assert _names(path) == ["[[feeds]]", "B"]
