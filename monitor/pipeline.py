@@ -17,10 +17,10 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Sequence, cast
 
 from monitor import alerts as alerts_module
 from monitor.config import Config, FeedConfig
@@ -115,9 +115,15 @@ def build_context(config: Config, store: Store, *, parallel_parse: bool = False)
 # --------------------------------------------------------------------------- one feed
 
 
-def refresh_feed(ctx: PollContext, feed_name: str, *, owner: str, now: datetime | None = None) -> FeedPollResult:
+def refresh_feed(
+    ctx: PollContext, feed_name: str, *, owner: str, now: datetime | None = None,
+    gate: Callable[[], ContextManager[object]] = nullcontext,
+) -> FeedPollResult:
     """Poll one configured feed once and store what it brings. Never raises for a feed's own failure:
-    the error is recorded on the feed (kind, message, consecutive errors, next check) and returned."""
+    the error is recorded on the feed (kind, message, consecutive errors, next check) and returned.
+
+    ``gate()`` is held while the feed is fetched and parsed, not while its result waits for the
+    archive's one writer: a poll's concurrency limits the fetches in flight."""
     started = time.monotonic()
     now = now or utcnow()
     feed = ctx.config.feed(feed_name)
@@ -134,7 +140,7 @@ def refresh_feed(ctx: PollContext, feed_name: str, *, owner: str, now: datetime 
         return FeedPollResult(feed=feed_name, status="skipped", error="being polled by another process")
     lease = _Lease(feed_name, owner)
     try:
-        return _refresh_leased(ctx, feed, row, now=now, lease=lease, started=started)
+        return _refresh_leased(ctx, feed, row, now=now, lease=lease, started=started, gate=gate)
     finally:
         if not lease.released:  # the poll ended before its last write (an error of the archive)
             with ctx.store.transaction() as conn:
@@ -159,30 +165,56 @@ def _last_transaction(store: Store, lease: _Lease) -> Iterator[sqlite3.Connectio
     lease.released = True
 
 
+@dataclass
+class _Fetched:
+    """What fetching and parsing one feed gave, before anything is written."""
+
+    result: FetchResult | None = None  # None when the fetch failed (fetch_error)
+    fetch_error: FetchError | None = None
+    parse_error: ParseError | None = None
+    unchanged: str = "not_modified"    # or "unchanged" (the same body as last time); when nothing was parsed
+    body_hash: str = ""
+    parsed: tuple[FeedMeta, list[Article], bool, list[Features] | None] | None = None
+
+
+def _fetch_and_parse(ctx: PollContext, feed: FeedConfig, row: dict[str, Any], url: str, *, now: datetime) -> _Fetched:
+    try:
+        result = ctx.fetcher.fetch(url, etag=row.get("etag"), last_modified=row.get("last_modified"))
+    except FetchError as exc:
+        return _Fetched(fetch_error=exc)
+    if result.not_modified:
+        return _Fetched(result)
+    body_hash = hashlib.sha256(result.body).hexdigest()
+    if body_hash == row.get("body_hash"):
+        return _Fetched(result, unchanged="unchanged")
+    parser = ctx.parser or INLINE_PARSER
+    try:
+        return _Fetched(result, body_hash=body_hash, parsed=parser.parse(result, feed, now=now))
+    except ParseError as exc:
+        return _Fetched(result, parse_error=exc)
+
+
 def _refresh_leased(
     ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, lease: _Lease, started: float,
+    gate: Callable[[], ContextManager[object]],
 ) -> FeedPollResult:
     # A permanent redirect seen earlier is followed directly; the validators belong to the URL that sent
     # them (sync_feeds clears both when the configured URL changes).
     url = row.get("permanent_url") or feed.url
-    try:
-        result = ctx.fetcher.fetch(url, etag=row.get("etag"), last_modified=row.get("last_modified"))
-    except FetchError as exc:
-        return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=exc.kind, message=exc.message,
-                               http_status=exc.status, retry_after=exc.retry_after)
-
-    if result.not_modified:
-        return _record_unchanged(ctx, feed, row, result, lease, now=now, started=started, status="not_modified")
-    body_hash = hashlib.sha256(result.body).hexdigest()
-    if body_hash == row.get("body_hash"):
-        return _record_unchanged(ctx, feed, row, result, lease, now=now, started=started, status="unchanged")
-
-    parser = ctx.parser or INLINE_PARSER
-    try:
-        parsed, articles, single_link, features = parser.parse(result, feed, now=now)
-    except ParseError as exc:
-        return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=exc.kind, message=exc.message,
-                               http_status=result.status, retry_after=None)
+    with gate():
+        fetched = _fetch_and_parse(ctx, feed, row, url, now=now)
+    failed = fetched.fetch_error
+    if failed is not None:
+        return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=failed.kind,
+                               message=failed.message, http_status=failed.status, retry_after=failed.retry_after)
+    result = cast(FetchResult, fetched.result)  # set whenever the fetch did not fail
+    if fetched.parse_error is not None:
+        return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=fetched.parse_error.kind,
+                               message=fetched.parse_error.message, http_status=result.status, retry_after=None)
+    if fetched.parsed is None:
+        return _record_unchanged(ctx, feed, row, result, lease, now=now, started=started, status=fetched.unchanged)
+    parsed, articles, single_link, features = fetched.parsed
+    body_hash = fetched.body_hash
     catch_up = _is_catch_up(ctx.config, feed, row, now)
     interval = ctx.config.feed_interval(feed)
     state = _success_state(ctx, feed, row, result, now=now, interval=interval, ttl=parsed.ttl_minutes)
@@ -479,13 +511,23 @@ def poll_feeds(
         host_slots.setdefault(host, threading.BoundedSemaphore(settings.per_host))
     results: list[FeedPollResult] = []
 
+    fetch_slots = threading.BoundedSemaphore(settings.concurrency)
+
     def run(name: str) -> FeedPollResult:
         feed = ctx.config.feed(name)
-        with host_slots[leases.feed_host(feed.url) if feed else ""]:
-            return refresh_feed(ctx, name, owner=owner)
+        host_slot = host_slots[leases.feed_host(feed.url) if feed else ""]
+
+        @contextmanager
+        def gate() -> Iterator[None]:  # held while fetching and parsing (see refresh_feed)
+            with fetch_slots, host_slot:
+                yield
+
+        return refresh_feed(ctx, name, owner=owner, gate=gate)
 
     failure: StoreError | PollInterrupted | None = None
-    with ThreadPoolExecutor(max_workers=max(1, min(settings.concurrency, len(names))),
+    # Twice the concurrency in threads: as many feeds as ``concurrency`` fetch and parse while as many
+    # more, parsed, wait for the writer (a poll of many feeds keeps the parser processes busy then).
+    with ThreadPoolExecutor(max_workers=max(1, min(2 * settings.concurrency, len(names))),
                             thread_name_prefix="poll") as pool:
         futures = [pool.submit(run, name) for name in names]
         try:

@@ -143,6 +143,37 @@ def test_an_absurd_retry_after_is_a_recorded_rate_limit(tmp_path: Path, feed_ser
     assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
+def _most_at_once(times: list[float], duration: float) -> int:
+    """The most requests in flight at once, each taking ``duration`` (the server's delay)."""
+    times = sorted(times)
+    return max(sum(1 for other in times if start <= other < start + duration * 0.9) for start in times)
+
+
+def test_poll_fetches_at_most_concurrency_and_per_host_at_once(tmp_path: Path, feed_server: FeedServer) -> None:
+    """``concurrency`` and ``per_host`` bound the fetches in flight (the feeds parsed and waiting for
+    the writer do not count), and both limits are reached."""
+    delay = 0.4
+    with FeedServer() as other:
+        feeds = []
+        for index in range(20):  # enough feeds for the parser processes too
+            server = feed_server if index % 2 else other
+            body = (f'<rss version="2.0"><channel><title>f{index}</title><item><title>Item {index}</title>'
+                    f"<link>https://example.org/{index}</link></item></channel></rss>").encode()
+            server.add(f"/f{index}.xml", body, delay=delay)
+            url = server.url(f"/f{index}.xml")  # two host names (per_host counts names, not ports)
+            feeds.append((f"f{index:02d}", url if server is feed_server else url.replace("127.0.0.1", "localhost")))
+        config = write_config(tmp_path / "feeds.toml", feeds)
+        config.write_text(config.read_text().replace("concurrency = 4", "concurrency = 3\nper_host = 2"))
+        db = tmp_path / "archive.db"
+        assert run("--config", str(config), "--db", str(db), "poll").exit_code == 0
+        one = [record.time for record in feed_server.requests]
+        both = one + [record.time for record in other.requests]
+    assert len(both) == 20
+    assert _most_at_once(one, delay) == 2  # per_host
+    assert _most_at_once(both, delay) == 3  # concurrency
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == 20
+
+
 def test_ctrl_c_stops_a_poll_after_the_feeds_in_flight(tmp_path: Path, feed_server: FeedServer) -> None:
     """SIGINT to the whole command (as a terminal's Ctrl-C sends it, parser processes included): the
     feeds in flight finish and are reported, the others are left for the next poll, exit 130, no
