@@ -238,15 +238,8 @@ def write_config(path: Path, feeds: int, ports: list[int], interval_s: float, wo
 
 
 def newsmon_command() -> list[str]:
-    """``python -m monitor``; until the root group attaches ``run``, the same CLI with the daemon commands added."""
-    sys.path.insert(0, str(REPO))
-    from monitor.cli import cli
-
-    if "run" in cli.commands:
-        return [sys.executable, "-m", "monitor"]
-    shim = ("from monitor.cli import cli, main\nfrom monitor.cli.daemon_cmds import COMMANDS\n"
-            "for c in COMMANDS:\n    cli.commands.get(c.name) or cli.add_command(c)\nmain()\n")
-    return [sys.executable, "-c", shim]
+    """``python -m monitor``, the production CLI."""
+    return [sys.executable, "-m", "monitor"]
 
 
 def run_one(feeds: int, ports: list[int], *, scale: float, cycles: int, window: float) -> dict:
