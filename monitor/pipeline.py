@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, ContextManager, Iterator, Sequence, cast
@@ -122,32 +122,34 @@ def refresh_feed(
     """Poll one configured feed once and store what it brings. Never raises for a feed's own failure:
     the error is recorded on the feed (kind, message, consecutive errors, next check) and returned.
 
-    ``gate()`` is entered first (before the poll's time is taken and the lease) and left once the feed
-    is fetched and parsed, not held while its result waits for the archive's one writer: a poll's
-    concurrency limits the fetches in flight."""
-    with ExitStack() as gated:
-        gated.enter_context(gate())
-        started = time.monotonic()
-        now = now or utcnow()
-        feed = ctx.config.feed(feed_name)
-        if feed is None:
-            return FeedPollResult(feed=feed_name, status="error", error="not in the config", error_kind="config")
-        row = ctx.store.feed_row(feed_name)
-        if row is None:
-            raise StoreError(f"feed {feed_name!r} is not in the archive: sync the config first")
-        deadline = ctx.config.monitor.fetch_deadline
-        with ctx.store.transaction() as conn:
-            acquired = leases.acquire_lease(conn, feed_name, owner, until=now + deadline + LEASE_MARGIN, now=now)
-        if not acquired:
-            log.info("feed already being polled elsewhere feed=%s", feed_name)
-            return FeedPollResult(feed=feed_name, status="skipped", error="being polled by another process")
-        lease = _Lease(feed_name, owner)
-        try:
-            return _refresh_leased(ctx, feed, row, now=now, lease=lease, started=started, ungate=gated.close)
-        finally:
-            if not lease.released:  # the poll ended before its last write (an error of the archive)
-                with ctx.store.transaction() as conn:
-                    leases.release_lease(conn, feed_name, owner)
+    ``gate()`` is held while the feed is fetched and parsed, not while its result waits for the
+    archive's one writer: a poll's concurrency limits the fetches in flight. The lease is taken
+    before (holding a fetch slot while the lease waits for the writer left the parser processes
+    idle); a feed that then waits for its slot longer than the lease's margin may be fetched by
+    another process too (a fetch twice, nothing lost). The poll's time, unless given, is read once
+    through the gate."""
+    started = time.monotonic()
+    leased_at = now or utcnow()
+    feed = ctx.config.feed(feed_name)
+    if feed is None:
+        return FeedPollResult(feed=feed_name, status="error", error="not in the config", error_kind="config")
+    row = ctx.store.feed_row(feed_name)
+    if row is None:
+        raise StoreError(f"feed {feed_name!r} is not in the archive: sync the config first")
+    deadline = ctx.config.monitor.fetch_deadline
+    with ctx.store.transaction() as conn:
+        acquired = leases.acquire_lease(conn, feed_name, owner, until=leased_at + deadline + LEASE_MARGIN,
+                                        now=leased_at)
+    if not acquired:
+        log.info("feed already being polled elsewhere feed=%s", feed_name)
+        return FeedPollResult(feed=feed_name, status="skipped", error="being polled by another process")
+    lease = _Lease(feed_name, owner)
+    try:
+        return _refresh_leased(ctx, feed, row, now=now, lease=lease, started=started, gate=gate)
+    finally:
+        if not lease.released:  # the poll ended before its last write (an error of the archive)
+            with ctx.store.transaction() as conn:
+                leases.release_lease(conn, feed_name, owner)
 
 
 @dataclass
@@ -198,14 +200,15 @@ def _fetch_and_parse(ctx: PollContext, feed: FeedConfig, row: dict[str, Any], ur
 
 
 def _refresh_leased(
-    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime, lease: _Lease, started: float,
-    ungate: Callable[[], None],
+    ctx: PollContext, feed: FeedConfig, row: dict[str, Any], *, now: datetime | None, lease: _Lease,
+    started: float, gate: Callable[[], ContextManager[object]],
 ) -> FeedPollResult:
     # A permanent redirect seen earlier is followed directly; the validators belong to the URL that sent
     # them (sync_feeds clears both when the configured URL changes).
     url = row.get("permanent_url") or feed.url
-    fetched = _fetch_and_parse(ctx, feed, row, url, now=now)
-    ungate()  # what is left is the writer's
+    with gate():
+        now = now or utcnow()  # when the fetch starts, not when the feed began to wait for a slot
+        fetched = _fetch_and_parse(ctx, feed, row, url, now=now)
     failed = fetched.fetch_error
     if failed is not None:
         return _record_failure(ctx, feed, row, lease, now=now, started=started, kind=failed.kind,
