@@ -170,6 +170,10 @@ def _last_transaction(store: Store, lease: _Lease) -> Iterator[sqlite3.Connectio
     lease.released = True
 
 
+class _NotPolled(Exception):
+    """A feed left for the next poll (Ctrl-C came while it waited for a fetch slot)."""
+
+
 @dataclass
 class _Fetched:
     """What fetching and parsing one feed gave, before anything is written."""
@@ -518,6 +522,7 @@ def poll_feeds(
     results: list[FeedPollResult] = []
 
     fetch_slots = threading.BoundedSemaphore(settings.concurrency)
+    interrupted = threading.Event()
 
     def run(name: str) -> FeedPollResult:
         feed = ctx.config.feed(name)
@@ -526,6 +531,8 @@ def poll_feeds(
         @contextmanager
         def gate() -> Iterator[None]:  # held while fetching and parsing (see refresh_feed)
             with fetch_slots, host_slot:
+                if interrupted.is_set():  # Ctrl-C while this feed waited for its slot: not fetched
+                    raise _NotPolled(name)  # (refresh_feed gives its lease back)
                 yield
 
         return refresh_feed(ctx, name, owner=owner, gate=gate)
@@ -552,18 +559,20 @@ def poll_feeds(
                 if on_result is not None:
                     on_result(result)
         except KeyboardInterrupt:
-            not_started = sum(1 for pending in futures if pending.cancel())
-            in_flight = sum(1 for pending in futures if not pending.done())
-            log.warning("poll interrupted: %d feeds left for the next poll, waiting for the %d in flight "
-                        "(each ends within fetch_deadline)", not_started, in_flight)
+            interrupted.set()
+            for pending in futures:
+                pending.cancel()  # the ones not started
+            log.warning("poll interrupted: waiting for the feeds being fetched (each ends within fetch_deadline)")
             if failure is None:  # an archive failure found first stays the one reported
-                failure = PollInterrupted(f"interrupted: {not_started} feeds not polled (left for the next poll)")
+                failure = PollInterrupted("interrupted")
         # Leaving the pool waits for the feeds in flight: each stores what it fetched, or nothing.
     if isinstance(failure, PollInterrupted):  # the feeds that finished after the interrupt count too
         reported = {id(result) for result in results}
         results.extend(future.result() for future in futures
                        if not future.cancelled() and future.exception() is None
                        and id(future.result()) not in reported)
+        failure = PollInterrupted(f"interrupted: {len(names) - len(results)} feeds not polled "
+                                  "(left for the next poll)")
     order = {name: index for index, name in enumerate(names)}
     results.sort(key=lambda result: order.get(result.feed, len(order)))
     if failure is not None:

@@ -207,7 +207,7 @@ def test_ctrl_c_stops_a_poll_after_the_feeds_in_flight(tmp_path: Path, feed_serv
     assert process.returncode == 130, err
     assert time.monotonic() - interrupted < 5  # the feeds in flight (1 s each), not the 18 left (9 s)
     polled = [line.split()[1] for line in out.splitlines()]  # "ok f00 new=1 updated=0"
-    assert 3 <= len(polled) <= 6, out
+    assert 3 <= len(polled) <= 4, out  # the two done and the two being fetched; none that waited for a slot
     assert "error: interrupted:" in err and "Traceback" not in err
     rows = dict(sqlite3.connect(db).execute("SELECT name, last_fetch IS NOT NULL FROM feeds"))
     assert sorted(name for name, done in rows.items() if done) == sorted(polled)
