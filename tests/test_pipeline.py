@@ -196,8 +196,11 @@ def test_ctrl_c_stops_a_poll_after_the_feeds_in_flight(tmp_path: Path, feed_serv
     db = tmp_path / "archive.db"
     command = [sys.executable, "-m", "monitor", "--config", str(config), "--db", str(db), "poll"]
     repo = Path(__file__).resolve().parents[1]
+    # SIGINT at its default in the child: a shell that starts these tests in the background without job
+    # control ignores it, and Python then never turns it into KeyboardInterrupt.
     process = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while len(feed_server.requests) < 3 and time.monotonic() < deadline:  # the first two done, the next in flight
         time.sleep(0.05)
