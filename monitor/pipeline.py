@@ -563,16 +563,13 @@ def poll_feeds(
             for pending in futures:
                 pending.cancel()  # the ones not started
             log.warning("poll interrupted: waiting for the feeds being fetched (each ends within fetch_deadline)")
-            if failure is None:  # an archive failure found first stays the one reported
-                failure = PollInterrupted("interrupted")
         # Leaving the pool waits for the feeds in flight: each stores what it fetched, or nothing.
-    if isinstance(failure, PollInterrupted):  # the feeds that finished after the interrupt count too
-        reported = {id(result) for result in results}
+    if interrupted.is_set() and failure is None:  # an archive failure found first stays the one reported
+        reported = {id(result) for result in results}  # the feeds that finished after the interrupt count too
         results.extend(future.result() for future in futures
                        if not future.cancelled() and future.exception() is None
                        and id(future.result()) not in reported)
-        failure = PollInterrupted(f"interrupted: {len(names) - len(results)} feeds not polled "
-                                  "(left for the next poll)")
+        failure = PollInterrupted(f"interrupted: {len(names) - len(results)} feeds not polled (left for the next poll)")
     order = {name: index for index, name in enumerate(names)}
     results.sort(key=lambda result: order.get(result.feed, len(order)))
     if failure is not None:
