@@ -125,8 +125,7 @@ def test_one_failing_feed_does_not_stop_the_others(tmp_path: Path, real_feeds: l
 def test_an_absurd_retry_after_is_a_recorded_rate_limit(tmp_path: Path, feed_server: FeedServer, wait: str) -> None:
     """A server may ask for any wait: the poll records the error and backs off no longer than ``backoff_max``."""
     feed_server.add("/busy.xml", b"slow down", status=429, headers={"Retry-After": wait}, content_type="text/plain")
-    feed_server.add("/good.xml", b'<rss version="2.0"><channel><title>t</title><item><title>One</title>'
-                                 b"<link>https://example.org/1</link></item></channel></rss>")
+    feed_server.add("/good.xml", _one_item_feed(1))
     config = write_config(tmp_path / "feeds.toml", [("busy", feed_server.url("/busy.xml")),
                                                     ("good", feed_server.url("/good.xml"))])
     db = tmp_path / "archive.db"
@@ -143,6 +142,11 @@ def test_an_absurd_retry_after_is_a_recorded_rate_limit(tmp_path: Path, feed_ser
     assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
+def _one_item_feed(index: int) -> bytes:
+    return (f'<rss version="2.0"><channel><title>f{index}</title><item><title>Item {index}</title>'
+            f"<link>https://example.org/{index}</link></item></channel></rss>").encode()
+
+
 def _most_at_once(times: list[float], duration: float) -> int:
     """The most requests in flight at once, each taking ``duration`` (the server's delay)."""
     times = sorted(times)
@@ -157,9 +161,7 @@ def test_poll_fetches_at_most_concurrency_and_per_host_at_once(tmp_path: Path, f
         feeds = []
         for index in range(20):  # enough feeds for the parser processes too
             server = feed_server if index % 2 else other
-            body = (f'<rss version="2.0"><channel><title>f{index}</title><item><title>Item {index}</title>'
-                    f"<link>https://example.org/{index}</link></item></channel></rss>").encode()
-            server.add(f"/f{index}.xml", body, delay=delay)
+            server.add(f"/f{index}.xml", _one_item_feed(index), delay=delay)
             url = server.url(f"/f{index}.xml")  # two host names (per_host counts names, not ports)
             feeds.append((f"f{index:02d}", url if server is feed_server else url.replace("127.0.0.1", "localhost")))
         config = write_config(tmp_path / "feeds.toml", feeds)
@@ -187,9 +189,7 @@ def test_ctrl_c_stops_a_poll_after_the_feeds_in_flight(tmp_path: Path, feed_serv
     count = 20  # enough for the parser processes
     feeds = []
     for index in range(count):
-        body = (f'<rss version="2.0"><channel><title>f{index}</title><item><title>Item {index}</title>'
-                f"<link>https://example.org/{index}</link></item></channel></rss>").encode()
-        feed_server.add(f"/f{index}.xml", body, delay=1.0)
+        feed_server.add(f"/f{index}.xml", _one_item_feed(index), delay=1.0)
         feeds.append((f"f{index:02d}", feed_server.url(f"/f{index}.xml")))
     config = write_config(tmp_path / "feeds.toml", feeds)
     config.write_text(config.read_text().replace("concurrency = 4", "concurrency = 2\nper_host = 2"))
