@@ -333,6 +333,12 @@ class _SkippedRunFilter(logging.Filter):
 _SKIPPED_RUN_FILTER = _SkippedRunFilter()
 
 
+def next_whole_second(now: datetime) -> datetime:
+    """``now`` if it is on a whole second, else the whole second after it."""
+    whole = now.replace(microsecond=0)
+    return whole if whole == now else whole + timedelta(seconds=1)
+
+
 class JobScheduler:
     """One APScheduler ``BackgroundScheduler`` (in-memory store) running the daemon's periodic jobs.
 
@@ -351,15 +357,23 @@ class JobScheduler:
             apscheduler_log.addFilter(_SKIPPED_RUN_FILTER)
 
     def start(self, now: datetime) -> None:
+        """Start the jobs, each first at ``first_in`` after the next whole second of ``now`` and then every
+        ``every`` from there: feeds fall due on whole seconds (``next_check`` is stored to the second), so a
+        tick on the second dispatches them at once instead of up to a second late."""
+        base = next_whole_second(now)
         for job in self._jobs:
             self._scheduler.add_job(
                 self._guarded(job),
                 trigger=IntervalTrigger(seconds=max(job.every.total_seconds(), 0.05), timezone="UTC"),
                 id=job.name,
                 name=job.name,
-                next_run_time=now + job.first_in,
+                next_run_time=base + job.first_in,
             )
         self._scheduler.start()
+
+    def next_runs(self) -> dict[str, datetime]:
+        """Each job's next run time (UTC)."""
+        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
 
     def shutdown(self, *, wait: bool = False) -> None:
         """Stop starting jobs; with ``wait``, return once the running ones have finished."""

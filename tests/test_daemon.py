@@ -553,3 +553,36 @@ def test_daemon_delivers_alerts(tmp_path: Path, server: FeedServer, running: lis
     alert = json.loads(alerts.read_text().splitlines()[0])
     assert alert["rule"] == "france-mali" and "Bamako" in alert["headline"]
     assert daemon.status()["alerts"]["sent"] == 1
+
+
+def test_jobs_run_on_whole_seconds() -> None:
+    """Feeds fall due on whole seconds (next_check is stored to the second), so the daemon's jobs run on the
+    second: a tick at an arbitrary phase would dispatch every due feed up to a second late."""
+    from monitor.scheduler import JobScheduler, JobSpec, next_whole_second
+
+    started = datetime(2026, 2, 17, 8, 0, 5, 250_000, tzinfo=timezone.utc)
+    assert next_whole_second(started) == datetime(2026, 2, 17, 8, 0, 6, tzinfo=timezone.utc)
+    assert next_whole_second(started.replace(microsecond=0)) == started.replace(microsecond=0)
+
+    runs: list[float] = []
+    scheduler = JobScheduler([
+        JobSpec("tick", lambda: runs.append(time.time()), timedelta(seconds=1)),
+        JobSpec("later", lambda: None, timedelta(seconds=60), timedelta(seconds=2)),
+    ])
+    now = datetime.now(timezone.utc)
+    scheduler.start(now)
+    try:
+        planned = scheduler.next_runs()
+        assert all(when.microsecond == 0 for when in planned.values()), planned
+        assert planned["later"] - planned["tick"] == timedelta(seconds=2)
+        assert timedelta(0) <= planned["tick"] - now <= timedelta(seconds=1)
+        deadline = time.monotonic() + 10
+        while len(runs) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown()
+    assert len(runs) >= 3, runs
+    # Each run starts just after its second (scheduling delay only); the median keeps one late wake-up
+    # on a busy machine from deciding the test.
+    phases = sorted(at % 1.0 for at in runs[:3])
+    assert phases[1] < 0.5, phases
