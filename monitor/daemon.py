@@ -200,7 +200,7 @@ class Daemon:
                 pipeline.flush_clusterer(self._require_store(), previous.clusterer)
             clusterer = StoryClusterer(window=config.monitor.story_window)
         return pipeline.PollContext(store=self._require_store(), fetcher=fetcher, config=config,
-                                    ruleset=ruleset, clusterer=clusterer)
+                                    ruleset=ruleset, clusterer=clusterer, known_outage=self._network.is_outage_error)
 
     def reload(self) -> bool:
         """Re-read the config file; apply it, or keep the running one when it is invalid. True when applied."""

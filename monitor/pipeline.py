@@ -53,6 +53,9 @@ class PollContext:
     ruleset: RuleSet
     clusterer: StoryClusterer
     parser: "FeedParser | None" = None     # parses in worker processes; None parses in the calling thread
+    # Given a failure's kind: is it part of a network outage the daemon has already reported? (Logged at
+    # debug level then: one line for the outage, not one per feed and poll while it lasts.)
+    known_outage: Callable[[str], bool] | None = None
 
     def close(self) -> None:
         """Write the clusterer's pending counts; release the network client and the parser processes
@@ -427,7 +430,9 @@ def _record_failure(
         log.warning("feed is gone (HTTP 410), polling stopped feed=%s url=%s: remove it from the config",
                     feed.name, feed.url)
     else:
-        log.warning("poll failed feed=%s kind=%s errors=%d error=%s", feed.name, kind, errors, message)
+        quiet = ctx.known_outage is not None and ctx.known_outage(kind)
+        log.log(logging.DEBUG if quiet else logging.WARNING, "poll failed feed=%s kind=%s errors=%d error=%s",
+                feed.name, kind, errors, message)
     return FeedPollResult(feed=feed.name, status="error", http_status=http_status, error=message,
                           error_kind=kind, elapsed=time.monotonic() - started)
 

@@ -61,8 +61,13 @@ class NetworkWatch:
         self.min_hosts = min_hosts
         self.down = False
         self.down_since: float | None = None
+        self.failed_while_down = 0
         self._suspects: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def is_outage_error(self, kind: str) -> bool:
+        """Is a failure of this kind part of the outage already declared (so that it says nothing new)?"""
+        return self.down and kind in NETWORK_ERROR_KINDS
 
     def observe(self, feed: str, host: str, result: FeedPollResult) -> list[str]:
         with self._lock:
@@ -76,6 +81,7 @@ class NetworkWatch:
         if self.min_hosts < 2:
             return []
         if self.down:
+            self.failed_while_down += 1
             return [feed]
         self._suspects[feed] = host
         hosts = set(self._suspects.values())
@@ -83,11 +89,13 @@ class NetworkWatch:
             return []
         self.down = True
         self.down_since = time.monotonic()
+        self.failed_while_down = 0
         forgiven = list(self._suspects)
         self._suspects.clear()
         log.warning(
             "network appears down: connection failures from %d hosts in a row and no successful fetch; "
-            "errors are not counted and feeds are retried at their normal interval until it is back hosts=%d",
+            "errors are not counted, feeds are retried at their normal interval and their connection failures "
+            "are logged at debug level until it is back hosts=%d",
             len(hosts), len(hosts),
         )
         return forgiven
@@ -96,7 +104,8 @@ class NetworkWatch:
         self._suspects.clear()
         if self.down:
             lasted = time.monotonic() - (self.down_since or time.monotonic())
-            log.warning("network is back: a server answered again, normal polling resumes outage_s=%.0f", lasted)
+            log.warning("network is back: a server answered again, normal polling resumes outage_s=%.0f "
+                        "failed_polls=%d", lasted, self.failed_while_down)
             self.down = False
             self.down_since = None
 
