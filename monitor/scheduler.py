@@ -348,6 +348,17 @@ def next_whole_second(now: datetime) -> datetime:
     return whole if whole == now else whole + timedelta(seconds=1)
 
 
+class _GridTrigger(IntervalTrigger):
+    """An interval trigger whose runs fall on ``start_date + k * interval`` whenever the run before was: the
+    first run can be off that grid (a job that starts at once) without moving the later ones."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        following = super().get_next_fire_time(None, now)
+        if following is not None and previous_fire_time is not None and following <= previous_fire_time:
+            following = super().get_next_fire_time(None, previous_fire_time + timedelta(microseconds=1))
+        return following
+
+
 class JobScheduler:
     """One APScheduler ``BackgroundScheduler`` (in-memory store) running the daemon's periodic jobs.
 
@@ -366,17 +377,17 @@ class JobScheduler:
             apscheduler_log.addFilter(_SKIPPED_RUN_FILTER)
 
     def start(self, now: datetime) -> None:
-        """Start the jobs, each first at ``first_in`` after the next whole second of ``now`` and then every
-        ``every`` from there: feeds fall due on whole seconds (``next_check`` is stored to the second), so a
-        tick on the second dispatches them at once instead of up to a second late."""
-        base = next_whole_second(now)
+        """Start the jobs, each first at ``first_in`` after ``now``, then every ``every`` counted from the next
+        whole second: feeds fall due on whole seconds (``next_check`` is stored to the second), so a tick on
+        the second dispatches them at once instead of up to a second late."""
+        grid = next_whole_second(now)
         for job in self._jobs:
             self._scheduler.add_job(
                 self._guarded(job),
-                trigger=IntervalTrigger(seconds=max(job.every.total_seconds(), 0.05), timezone="UTC"),
+                trigger=_GridTrigger(seconds=max(job.every.total_seconds(), 0.05), start_date=grid, timezone="UTC"),
                 id=job.name,
                 name=job.name,
-                next_run_time=base + job.first_in,
+                next_run_time=now + job.first_in,
             )
         self._scheduler.start()
 
