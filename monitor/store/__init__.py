@@ -125,6 +125,9 @@ class Store:
             self.conn.execute("PRAGMA synchronous = NORMAL")
 
     def _check_version(self) -> None:
+        # The header's user_version reads no schema: load it now, so that a damaged archive is reported
+        # as such when it is opened rather than by whichever query meets the damage first.
+        self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         version = self.schema_version()
         if version == 0:
             raise StoreError(f"{self.path} is not a newsmon archive (no schema): run `newsmon poll` to create one")
@@ -219,9 +222,13 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection for a group of reads, not interleaved with another thread's transaction."""
+        """The connection for a group of reads, not interleaved with another thread's transaction.
+        An SQLite failure inside (a damaged page met by a query) comes out as a StoreError."""
         with self.lock:
-            yield self.conn
+            try:
+                yield self.conn
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc, self.path) from exc
 
     def table_exists(self, name: str) -> bool:
         with self.lock:
@@ -290,16 +297,16 @@ class Store:
         return int(cursor.lastrowid)
 
     def feed_row(self, name: str) -> dict[str, Any] | None:
-        with self.lock:
-            cursor = self.conn.execute("SELECT * FROM feeds WHERE name = ?", (name,))
+        with self.reading() as conn:
+            cursor = conn.execute("SELECT * FROM feeds WHERE name = ?", (name,))
             row = cursor.fetchone()
             if row is None:
                 return None
             return _row_dict(cursor, row)
 
     def feed_rows(self) -> list[dict[str, Any]]:
-        with self.lock:
-            cursor = self.conn.execute("SELECT * FROM feeds ORDER BY name")
+        with self.reading() as conn:
+            cursor = conn.execute("SELECT * FROM feeds ORDER BY name")
             return [_row_dict(cursor, row) for row in cursor.fetchall()]
 
     def update_feed(self, conn: sqlite3.Connection, feed_id: int, **values: Any) -> None:

@@ -1,0 +1,58 @@
+"""The archive side under hostile conditions: a damaged archive, odd dates, malformed import lines,
+non-UTF-8 terminals, backups aimed at the archive's own files. Every case ends in a clear one-line
+error and its exit status (or correct output), never a traceback, and never half an import."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from monitor.cli import cli
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> list[str]:
+    """``--config`` and ``--db`` of a fresh starter config and archive (made by `newsmon init`)."""
+    base = ["--config", str(tmp_path / "feeds.toml"), "--db", str(tmp_path / "newsmon.db")]
+    result = CliRunner().invoke(cli, [*base, "init"])
+    assert result.exit_code == 0, result.output
+    return base
+
+
+def invoke(args: list[str], **kwargs: object) -> Result:
+    return CliRunner().invoke(cli, args, **kwargs)  # type: ignore[arg-type]
+
+
+def assert_clean_error(result: Result, exit_code: int, *expected: str) -> None:
+    assert isinstance(result.exception, SystemExit), f"a clean exit, not {result.exception!r}"
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    for text in expected:
+        assert text in result.output
+
+
+# --------------------------------------------------------------------------- a damaged archive
+
+
+def damage_schema(db: Path) -> None:
+    """Make the archive's schema unreadable (as a bad sector or a half-copied file does)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute("UPDATE sqlite_master SET sql = 'CREATE TABLE stories (' WHERE name = 'stories'")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("args", [["stories", "--all"], ["story", "1"], ["feeds", "list"], ["search", "Mali"],
+                                  ["status"], ["export"], ["alerts"], ["backup", "copy.db"]])
+def test_reading_a_damaged_archive_is_a_clean_error(archive: list[str], tmp_path: Path, args: list[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    damage_schema(Path(archive[3]))
+    result = invoke([*archive, *args])
+    assert_clean_error(result, 1, "error: archive", "is damaged or not a newsmon database")
+    assert not (tmp_path / "copy.db").exists()
