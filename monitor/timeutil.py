@@ -17,6 +17,19 @@ MAX_DURATION_DAYS = 36525   # 100 years: longer is a typo, and would overflow da
 MAX_SIZE = 2**62            # bytes: far above any real limit, and still an exact integer
 
 
+class DateRangeError(ValueError):
+    """A date and time whose UTC equivalent falls outside years 1 to 9999 (0001-01-01T00:00+05:00)."""
+
+
+def _as_utc(parsed: datetime, text: str) -> datetime:
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise DateRangeError(f"{text!r} is out of range: in UTC it falls outside the years 1 to 9999") from None
+
+
 def utcnow() -> datetime:
     """The current time, UTC-aware, to the second (what the archive stores)."""
     return datetime.now(timezone.utc).replace(microsecond=0)
@@ -40,10 +53,7 @@ def _iso(value: datetime) -> str:
 def from_iso(value: str | None) -> datetime | None:
     if not value:
         return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    return _as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")), value)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -89,6 +99,4 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         raise ValueError(
             f"{text!r} is neither a duration (\"7d\", \"12h\") nor a date (\"2026-02-17\", \"2026-02-17T08:00\")"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    return _as_utc(parsed, text)

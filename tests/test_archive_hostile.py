@@ -56,3 +56,35 @@ def test_reading_a_damaged_archive_is_a_clean_error(archive: list[str], tmp_path
     result = invoke([*archive, *args])
     assert_clean_error(result, 1, "error: archive", "is damaged or not a newsmon database")
     assert not (tmp_path / "copy.db").exists()
+
+
+# --------------------------------------------------------------------------- dates at the ends of the calendar
+
+EDGE_DATES = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]
+
+
+@pytest.mark.parametrize("value", EDGE_DATES)
+@pytest.mark.parametrize("args", [["search", "Mali", "--since"], ["search", "Mali", "--until"],
+                                  ["stories", "--since"], ["export", "--since"], ["rules", "test", "Mali", "--since"]])
+def test_a_date_beyond_the_calendar_in_utc_is_a_usage_error(archive: list[str], args: list[str], value: str) -> None:
+    result = invoke([*archive, *args, value])
+    assert_clean_error(result, 2, "error: --since" if "--since" in args else "error: --until", "out of range")
+
+
+def exported_line(**fields: object) -> str:
+    import json
+
+    record = {"key": "guid:edge", "url": "https://example.org/a", "title": "Bamako", "published": "2026-02-17T08:00:00Z",
+              "feeds": [{"name": "Example", "url": "https://example.org/feed"}]}
+    record.update(fields)
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize("value", EDGE_DATES)
+@pytest.mark.parametrize("field", ["published", "first_seen", "updated_at"])
+def test_an_imported_date_beyond_the_calendar_names_its_line(archive: list[str], tmp_path: Path, field: str,
+                                                             value: str) -> None:
+    dump = tmp_path / "edge.jsonl"
+    dump.write_text(exported_line(key="guid:ok") + "\n" + exported_line(**{field: value}) + "\n", encoding="utf-8")
+    result = invoke([*archive, "import", str(dump)])
+    assert_clean_error(result, 2, "line 2: not an exported article", field, "out of range")

@@ -293,13 +293,15 @@ def _text(record: dict[str, object], name: str, *, required: bool = False, defau
 
 
 def _time(record: dict[str, object], name: str, *, required: bool = False) -> datetime | None:
-    from monitor.timeutil import from_iso
+    from monitor.timeutil import DateRangeError, from_iso
 
     text = _text(record, name, required=required, default=None)
     if text is None:
         return None
     try:
         return from_iso(text)
+    except DateRangeError as exc:
+        raise RecordError(f"{name!r}: {exc}") from None
     except ValueError:
         raise RecordError(f"{name!r} is not an ISO-8601 time: {text!r}") from None
 
