@@ -47,7 +47,10 @@ def _iso(value: datetime) -> str:
     """Cached: ingest formats the same few times (a poll's clock, an article's dates) again and again."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime(ISO_FORMAT)
+    value = value.astimezone(timezone.utc)
+    # Not strftime(ISO_FORMAT): its %Y writes year 500 as "500", which sorts after "2026".
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+            f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z")
 
 
 def from_iso(value: str | None) -> datetime | None:

@@ -88,3 +88,17 @@ def test_an_imported_date_beyond_the_calendar_names_its_line(archive: list[str],
     dump.write_text(exported_line(key="guid:ok") + "\n" + exported_line(**{field: value}) + "\n", encoding="utf-8")
     result = invoke([*archive, "import", str(dump)])
     assert_clean_error(result, 2, "line 2: not an exported article", field, "out of range")
+
+
+def test_dates_before_year_1000_compare_as_dates(archive: list[str], tmp_path: Path) -> None:
+    """Stored times are fixed-width strings compared as text: year 500 must be written 0500."""
+    dump = tmp_path / "one.jsonl"
+    dump.write_text(exported_line() + "\n" + exported_line(key="guid:old", url="https://example.org/old",
+                                                            published="0999-06-01T00:00:00Z") + "\n", encoding="utf-8")
+    assert invoke([*archive, "import", str(dump)]).exit_code == 0
+    since = invoke([*archive, "search", "Bamako", "--since", "0500-01-01", "--format", "csv"])
+    assert since.exit_code == 0 and len(since.output.splitlines()) == 3, since.output
+    until = invoke([*archive, "search", "Bamako", "--until", "0500-01-01"])
+    assert until.exit_code == 0 and until.output.strip() == "no results", until.output
+    exported = invoke([*archive, "export"])
+    assert '"published":"0999-06-01T00:00:00Z"' in exported.output
