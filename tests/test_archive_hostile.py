@@ -102,3 +102,18 @@ def test_dates_before_year_1000_compare_as_dates(archive: list[str], tmp_path: P
     assert until.exit_code == 0 and until.output.strip() == "no results", until.output
     exported = invoke([*archive, "export"])
     assert '"published":"0999-06-01T00:00:00Z"' in exported.output
+
+
+# --------------------------------------------------------------------------- import: lines JSON refuses oddly
+
+@pytest.mark.parametrize("bad_line, message", [
+    ('{"key": 1' + "0" * 5000 + "}", "line 2: not valid JSON"),              # int() refuses 4300+ digits
+    ("[" * 100_000 + "]" * 100_000, "line 2: not valid JSON"),              # nesting beyond the recursion limit
+])
+def test_an_import_line_json_cannot_hold_names_its_line(archive: list[str], tmp_path: Path, bad_line: str,
+                                                        message: str) -> None:
+    dump = tmp_path / "bad.jsonl"
+    dump.write_text(exported_line() + "\n" + bad_line + "\n", encoding="utf-8")
+    result = invoke([*archive, "import", str(dump)])
+    assert_clean_error(result, 2, message)
+    assert "no results" in invoke([*archive, "search", "Bamako"]).output

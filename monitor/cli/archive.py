@@ -92,6 +92,9 @@ def read_jsonl(stream: IO[str], source: str) -> Iterator[BulkArticle]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{source} line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:  # a number of 4300+ digits; arrays nested thousands deep
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            raise UsageError(f"{source} line {number}: not valid JSON ({reason})") from None
         try:
             yield record_to_bulk(record)
         except RecordError as exc:
