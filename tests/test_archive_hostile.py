@@ -117,3 +117,23 @@ def test_an_import_line_json_cannot_hold_names_its_line(archive: list[str], tmp_
     result = invoke([*archive, "import", str(dump)])
     assert_clean_error(result, 2, message)
     assert "no results" in invoke([*archive, "search", "Bamako"]).output
+
+
+@pytest.mark.parametrize("field, escaped", [
+    ("title", '"title": "Bamako \\ud800"'),
+    ("key", '"key": "guid:\\udc80"'),
+    ("authors", '"authors": ["\\ud83d"]'),
+    ("feeds[0]", '"feeds": [{"name": "RFI \\udfff"}]'),
+])
+def test_an_import_line_with_a_lone_surrogate_names_its_line_and_stores_nothing(
+    archive: list[str], tmp_path: Path, field: str, escaped: str
+) -> None:
+    """JSON may escape half a UTF-16 pair (\\ud800); SQLite cannot store it. The line is refused up front,
+    also when earlier batches would already have been committed (--batch 1)."""
+    line = exported_line(key="guid:bad", url="https://example.org/b")
+    bad = line[:-1] + ", " + escaped + "}"
+    dump = tmp_path / "bad.jsonl"
+    dump.write_text(exported_line() + "\n" + bad + "\n", encoding="utf-8")
+    result = invoke([*archive, "import", str(dump), "--batch", "1"])
+    assert_clean_error(result, 2, "line 2: not an exported article", field)
+    assert "no results" in invoke([*archive, "search", "Bamako"]).output

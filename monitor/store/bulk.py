@@ -289,7 +289,17 @@ def _text(record: dict[str, object], name: str, *, required: bool = False, defau
         return default
     if not isinstance(value, str):
         raise RecordError(f"{name!r} must be a string, not {type(value).__name__}")
+    _check_encodable(name, value)
     return value
+
+
+def _check_encodable(name: str, value: str) -> None:
+    """JSON may escape half a UTF-16 pair (\\ud800), which is no character: SQLite cannot store it."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError(f"{name!r} holds an unpaired surrogate {value[exc.start]!r}, not text") from None
 
 
 def _time(record: dict[str, object], name: str, *, required: bool = False) -> datetime | None:
@@ -310,6 +320,8 @@ def _strings(record: dict[str, object], name: str) -> list[str]:
     value = record.get(name) or []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise RecordError(f"{name!r} must be a list of strings")
+    for item in value:
+        _check_encodable(name, item)
     return list(value)
 
 
