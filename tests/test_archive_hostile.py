@@ -137,3 +137,52 @@ def test_an_import_line_with_a_lone_surrogate_names_its_line_and_stores_nothing(
     result = invoke([*archive, "import", str(dump), "--batch", "1"])
     assert_clean_error(result, 2, "line 2: not an exported article", field)
     assert "no results" in invoke([*archive, "search", "Bamako"]).output
+
+
+# --------------------------------------------------------------------------- terminals that are not UTF-8
+
+FRENCH_TITLE = "Mali : l’armée « reprend » Kidal – 5 € – ✓"
+
+
+def run_newsmon(archive: list[str], *args: str, encoding: str) -> "subprocess.CompletedProcess[bytes]":
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), PYTHONIOENCODING=encoding)
+    return subprocess.run([sys.executable, "-m", "monitor", *archive, *args], capture_output=True, env=env,
+                          timeout=60)
+
+
+@pytest.fixture
+def french_archive(archive: list[str], tmp_path: Path) -> list[str]:
+    dump = tmp_path / "fr.jsonl"
+    dump.write_text(exported_line(title=FRENCH_TITLE, language="fr") + "\n", encoding="utf-8")
+    assert invoke([*archive, "import", str(dump)]).exit_code == 0
+    return archive
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("args", [["search", "Kidal"], ["search", "Kidal", "--format", "csv"], ["story", "1"],
+                                  ["stories", "--all"], ["search", "Kidal", "--group-stories"]])
+def test_french_text_on_a_terminal_that_is_not_utf8(french_archive: list[str], encoding: str,
+                                                    args: list[str]) -> None:
+    done = run_newsmon(french_archive, *args, encoding=encoding)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    assert b"Traceback" not in done.stderr
+    assert "Kidal" in done.stdout.decode(encoding, "replace")  # click writes UTF-8 where it is told ascii
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("args", [["export"], ["search", "Kidal", "--format", "json"],
+                                  ["search", "Kidal", "--format", "jsonl"], ["story", "1", "--format", "json"],
+                                  ["stories", "--all", "--format", "json"]])
+def test_json_on_a_terminal_that_is_not_utf8_is_lossless(french_archive: list[str], encoding: str,
+                                                         args: list[str]) -> None:
+    """JSON needs no terminal encoding: it is written with \\u escapes, so the text survives exactly."""
+    done = run_newsmon(french_archive, *args, encoding=encoding)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    assert b"Traceback" not in done.stderr
+    text = done.stdout.decode("ascii")
+    assert FRENCH_TITLE in text.encode("ascii").decode("unicode_escape")

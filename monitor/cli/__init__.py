@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from monitor import __version__
-from monitor.cli.common import AppContext, configure_logging, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, configure_logging, configure_output, emit_json, format_option, pass_app
 from monitor.errors import MonitorError, UsageError
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def cli(ctx: click.Context, config_path: Path | None, db_path: Path | None, verb
     Start with `newsmon init`, then `newsmon poll` once or `newsmon run` as a daemon.
     """
     verbosity = -1 if quiet else verbose
+    configure_output()
     configure_logging(verbosity)
     app = AppContext(config_option=config_path, db_option=db_path, verbosity=verbosity)
     ctx.obj = app

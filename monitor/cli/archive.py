@@ -16,7 +16,7 @@ from typing import IO, Iterator
 
 import click
 
-from monitor.cli.common import AppContext, count_type, pass_app
+from monitor.cli.common import AppContext, count_type, is_utf8, pass_app
 from monitor.errors import StoreError, UsageError
 from monitor.store.bulk import BulkArticle, RecordError, bulk_insert, export_records, record_to_bulk
 from monitor.timeutil import parse_since
@@ -42,8 +42,9 @@ def export_cmd(app: AppContext, since: str | None, output_format: str, output: P
     store = app.store(readonly=True)
     count = 0
     with store.reading() as conn, _open_output(output) as stream:
+        ascii_only = not is_utf8(stream)   # a stdout that is not UTF-8 gets \u escapes: the same JSON, no text lost
         for record in export_records(conn, since=since_time):
-            stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+            stream.write(json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":")) + "\n")
             count += 1
     log.info("export done articles=%d output=%s", count, output)
     if str(output) != "-":

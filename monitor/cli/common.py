@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -153,9 +154,30 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
+def is_utf8(stream: Any) -> bool:
+    """Whether ``stream`` encodes text as UTF-8 (not so under LANG=C without UTF-8 mode, PYTHONIOENCODING=ascii...)."""
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        return False
+
+
+def configure_output() -> None:
+    """On a terminal that is not UTF-8, a character it cannot show becomes "?" rather than a traceback.
+    (JSON output stays exact: it is written with \\u escapes there, see ``json_ascii``.)"""
+    for stream in (sys.stdout, sys.stderr):
+        if not is_utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
+def json_ascii() -> bool:
+    """``ensure_ascii`` for JSON on stdout: \\u escapes where stdout is not UTF-8, so that no text is lost."""
+    return not is_utf8(sys.stdout)
+
+
 def emit_json(value: Any) -> None:
     """One JSON document on stdout."""
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+    click.echo(json.dumps(value, ensure_ascii=json_ascii(), indent=2, default=_json_default))
 
 
 def format_option(choices: tuple[str, ...] = ("table", "json")) -> Callable[[F], F]:

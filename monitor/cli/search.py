@@ -11,7 +11,7 @@ from typing import Sequence
 
 import click
 
-from monitor.cli.common import ID, AppContext, check_rule_name, count_type, emit_json, pass_app
+from monitor.cli.common import ID, AppContext, check_rule_name, count_type, emit_json, json_ascii, pass_app
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
 from monitor.search import SORTS, SearchHit, highlight, positive_terms, search
@@ -135,7 +135,7 @@ def _emit(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, output_f
         emit_json([_hit_dict(hit, info) for hit, info in rows])
     elif output_format == "jsonl":
         for hit, info in rows:
-            click.echo(json.dumps(_hit_dict(hit, info), ensure_ascii=False))
+            click.echo(json.dumps(_hit_dict(hit, info), ensure_ascii=json_ascii()))
     elif output_format == "csv":
         columns = CSV_COLUMNS + (("headline", "source_count", "hit_count") if grouped else ())
         buffer = io.StringIO()
