@@ -186,3 +186,29 @@ def test_json_on_a_terminal_that_is_not_utf8_is_lossless(french_archive: list[st
     assert b"Traceback" not in done.stderr
     text = done.stdout.decode("ascii")
     assert FRENCH_TITLE in text.encode("ascii").decode("unicode_escape")
+
+
+# --------------------------------------------------------------------------- backup onto the archive's own files
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal"])
+def test_backup_never_replaces_a_file_of_the_archive(archive: list[str], suffix: str) -> None:
+    """The -wal file holds committed transactions not yet copied into the archive: a backup written over it
+    (with --force) would lose them."""
+    db = Path(archive[3])
+    writer = sqlite3.connect(db, isolation_level=None)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("INSERT INTO meta(key, value) VALUES ('only-in-the-wal', 'x')")
+        target = Path(str(db) + suffix)
+        before = target.stat().st_ino if target.exists() else None
+        result = invoke([*archive, "backup", str(target), "--force"])
+        assert_clean_error(result, 2, "is a file of the archive itself")
+        assert (target.stat().st_ino if target.exists() else None) == before, "the file was not replaced"
+    finally:
+        writer.close()
+    check = sqlite3.connect(db)
+    try:
+        assert check.execute("SELECT value FROM meta WHERE key = 'only-in-the-wal'").fetchone() == ("x",)
+    finally:
+        check.close()

@@ -128,9 +128,19 @@ def backup(app: AppContext, path: Path, force: bool) -> None:
     from monitor.store.status import backup as backup_archive
 
     store = app.store(readonly=True)
-    if path.resolve() == app.db_path.resolve():
-        raise UsageError(f"{path} is the archive itself: choose another path")
+    if _is_archive_file(path, app.db_path):
+        raise UsageError(f"{path} is a file of the archive itself: choose another path")
     with store.reading() as conn:
         size = backup_archive(raw_connection(conn), path, force=force)
     click.echo(f"backup written to {path} ({_size(size)})", err=True)
 
+
+# SQLite's companions of a database file: the -wal holds committed transactions not yet in the file itself.
+ARCHIVE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _is_archive_file(path: Path, db_path: Path) -> bool:
+    """Whether ``path`` is the archive or one of its SQLite companion files (symbolic links resolved)."""
+    target = path.resolve()
+    db = db_path.resolve()
+    return any(target == db.with_name(db.name + suffix) for suffix in ARCHIVE_COMPANIONS)
