@@ -31,6 +31,7 @@ import ssl
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -47,7 +48,8 @@ from monitor.timeutil import utcnow
 if TYPE_CHECKING:
     from monitor.config import MonitorSettings
 
-__all__ = ["FetchSettings", "Fetcher", "cache_max_age", "retry_after_seconds", "ACCEPT"]
+__all__ = ["FetchSettings", "Fetcher", "cache_max_age", "retry_after_seconds", "ACCEPT", "TRANSPORT_ERRORS",
+           "bounded_transport", "total_deadline"]
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +181,8 @@ def _bounded(call: Callable[[float | None], _T], timeout: float | None, expired_
 class _Watchdog:
     """One thread per Fetcher that kills fetches still running after their deadline (plus grace)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "fetch-watchdog") -> None:
+        self._name = name
         self._heap: list[tuple[float, int, _Deadline]] = []
         self._counter = 0
         self._wakeup = threading.Condition()
@@ -191,7 +194,7 @@ class _Watchdog:
             if self._closed:
                 return
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fetch-watchdog", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             self._counter += 1
             heapq.heappush(self._heap, (deadline.expires_at + _WATCHDOG_GRACE, self._counter, deadline))
@@ -338,6 +341,33 @@ class _Transport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._pool.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# the same total deadline for another HTTP client (the alert webhook)
+
+_SHARED_WATCHDOG = _Watchdog("deadline-watchdog")   # lives as long as the process (a daemon thread)
+
+
+def bounded_transport() -> httpx.BaseTransport:
+    """An httpx transport whose socket operations obey ``total_deadline`` in the calling thread.
+
+    httpcore errors pass through untranslated: catch ``TRANSPORT_ERRORS``."""
+    return _Transport()
+
+
+@contextmanager
+def total_deadline(seconds: float) -> Iterator[_Deadline]:
+    """Every socket operation of a ``bounded_transport`` made in this thread inside the block ends within
+    ``seconds`` in total (the yielded deadline's ``expired`` says whether it was hit)."""
+    deadline = _Deadline(seconds)
+    _SHARED_WATCHDOG.arm(deadline)
+    _local.deadline = deadline
+    try:
+        yield deadline
+    finally:
+        _local.deadline = None
+        deadline.finish()
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -534,6 +564,7 @@ def _megabytes(size: int) -> str:
 # What the transport raises (translated by ``_translate``).
 _TRANSPORT_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
                      httpcore.UnsupportedProtocol, httpx.HTTPError, httpx.InvalidURL, OSError)
+TRANSPORT_ERRORS = _TRANSPORT_ERRORS
 
 
 class Fetcher:

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+import httpcore
 import httpx
 
 from monitor import __version__
 from monitor.alerts.redact import redact_text, redact_url, register_secrets, secrets_of
 from monitor.alerts.render import Message, one_line
 from monitor.errors import AlertError
+from monitor.fetch import TRANSPORT_ERRORS, bounded_transport, total_deadline
 
 log = logging.getLogger(__name__)
 # the ``log`` channel's own logger, so the CLI can show alert lines at INFO without the rest
@@ -34,6 +36,7 @@ LOG_CHANNEL = "log"
 DEFAULT_SECRET_HEADER = "X-Newsmon-Secret"
 _EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
 _APPRISE_LOCK = threading.Lock()
+_ANSWER_CAP = 64 * 1024     # bytes of a webhook's answer read (shown in errors); the rest is never read
 
 
 @dataclass(frozen=True)
@@ -229,9 +232,11 @@ class WebhookChannel:
         self._client: httpx.Client | None = None
 
     def _http(self) -> httpx.Client:
-        # one client (one TLS context, kept-alive connections) for the channel's whole batch
+        # one client (one TLS context, kept-alive connections) for the channel's whole batch; its transport
+        # keeps every send within the channel's timeout in total, however slowly the receiver answers
         if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False)
+            self._client = httpx.Client(transport=bounded_transport(), timeout=self.timeout,
+                                        follow_redirects=False, trust_env=False)
         return self._client
 
     def close(self) -> None:
@@ -241,18 +246,28 @@ class WebhookChannel:
 
     def send(self, message: Message) -> None:
         body = json.dumps(message.data, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        try:
-            response = self._http().post(self.target, content=body, headers=self.headers)
-        except httpx.TimeoutException as exc:
-            raise AlertError(f"no answer within {self.timeout:g}s ({exc.__class__.__name__})",
-                             channel=self.spec.name) from exc
-        except httpx.HTTPError as exc:
-            detail = redact_text(str(exc), self.spec.secrets)
-            raise AlertError(f"{exc.__class__.__name__}: {detail}", channel=self.spec.name) from exc
-        if not 200 <= response.status_code < 300:
-            snippet = redact_text(one_line(response.text, 200), self.spec.secrets)
-            raise AlertError(f"HTTP {response.status_code} {response.reason_phrase}: {snippet}".rstrip(": "),
-                             channel=self.spec.name)
+        with total_deadline(self.timeout) as deadline:
+            try:
+                status, reason, answer = self._post(body)
+            except TRANSPORT_ERRORS as exc:
+                if deadline.expired or isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
+                    raise AlertError(f"no answer within {self.timeout:g}s ({exc.__class__.__name__})",
+                                     channel=self.spec.name) from exc
+                detail = redact_text(str(exc), self.spec.secrets)
+                raise AlertError(f"{exc.__class__.__name__}: {detail}", channel=self.spec.name) from exc
+        if not 200 <= status < 300:
+            snippet = redact_text(one_line(answer, 200), self.spec.secrets)
+            raise AlertError(f"HTTP {status} {reason}: {snippet}".rstrip(": "), channel=self.spec.name)
+
+    def _post(self, body: bytes) -> tuple[int, str, str]:
+        """POST ``body``; the status, its reason and the start of the answer (read up to a cap)."""
+        with self._http().stream("POST", self.target, content=body, headers=self.headers) as response:
+            answer = b""
+            for chunk in response.iter_bytes():
+                answer += chunk
+                if len(answer) >= _ANSWER_CAP:
+                    break
+            return response.status_code, response.reason_phrase, answer.decode("utf-8", "replace")
 
 
 class AppriseChannel:

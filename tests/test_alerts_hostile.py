@@ -1,0 +1,94 @@
+"""Hostile channels and inputs on the alerts side: receivers that trickle, configs that Apprise refuses,
+non-ASCII text. Real loopback servers and real archives; nothing of newsmon is mocked."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from monitor.alerts import deliver_pending, send_test
+from monitor.errors import AlertError
+from tests.test_alerts_support import NOW, World, config_text, make_article
+
+
+class TricklingServer:
+    """Answers every request with 200 and a 100 kB body sent one byte every ``pace`` seconds."""
+
+    def __init__(self, pace: float = 0.2) -> None:
+        self.pace = pace
+        self.stop = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> "TricklingServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while not self.stop.wait(self.pace):
+                    conn.sendall(b"x")
+            except OSError:
+                return
+
+
+@pytest.fixture
+def trickle() -> Iterator[TricklingServer]:
+    with TricklingServer() as server:
+        yield server
+
+
+def test_a_webhook_that_trickles_its_answer_is_cut_off_at_the_channel_timeout(
+        tmp_path: Path, trickle: TricklingServer) -> None:
+    channels = (f'[[channels]]\nname = "hook"\nurl = "webhook:http://127.0.0.1:{trickle.port}/hook"\n'
+                'timeout = "1s"\n')
+    rules = '[[rules]]\nname = "mali"\nquery = "Mali"\nchannels = ["hook"]\n'
+    w = World(tmp_path, config_text(rules=rules, channels=channels))
+    w.ingest("RFI", make_article("a1", "Mali: parliament approves the budget"))
+    reports = []
+    worker = threading.Thread(target=lambda: reports.append(deliver_pending(w.store, w.config, now=NOW)),
+                              daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "delivery still blocked on a trickling webhook"
+    assert time.monotonic() - started < 10
+    assert reports[0].sent == 0 and reports[0].retrying == 1
+    (row,) = w.alerts()
+    assert row["status"] == "pending"
+    assert "within 1s" in row["last_error"]
+    w.close()
+
+
+def test_channels_test_on_a_trickling_webhook_fails_at_the_timeout(tmp_path: Path, trickle: TricklingServer) -> None:
+    channels = (f'[[channels]]\nname = "hook"\nurl = "webhook:http://127.0.0.1:{trickle.port}/hook"\n'
+                'timeout = "1s"\n')
+    w = World(tmp_path, config_text(rules="", channels=channels))
+    started = time.monotonic()
+    with pytest.raises(AlertError, match="within 1s"):
+        send_test(w.config, "hook")
+    assert time.monotonic() - started < 10
+    w.close()
