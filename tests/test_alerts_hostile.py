@@ -4,6 +4,8 @@ non-ASCII text. Real loopback servers and real archives; nothing of newsmon is m
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,10 +19,12 @@ from tests.test_alerts_support import NOW, World, config_text, make_article
 
 
 class TricklingServer:
-    """Answers every request with 200 and a 100 kB body sent one byte every ``pace`` seconds."""
+    """Answers every HTTP request with 200 and a 100 kB body sent one byte every ``pace`` seconds; with
+    ``smtp=True``, greets every connection with an endless SMTP greeting line, one byte every ``pace``."""
 
-    def __init__(self, pace: float = 0.2) -> None:
+    def __init__(self, pace: float = 0.2, *, smtp: bool = False) -> None:
         self.pace = pace
+        self.smtp = smtp
         self.stop = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -47,8 +51,11 @@ class TricklingServer:
     def _answer(self, conn: socket.socket) -> None:
         with conn:
             try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                if self.smtp:
+                    conn.sendall(b"220 ")
+                else:
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
                 while not self.stop.wait(self.pace):
                     conn.sendall(b"x")
             except OSError:
@@ -92,3 +99,49 @@ def test_channels_test_on_a_trickling_webhook_fails_at_the_timeout(tmp_path: Pat
         send_test(w.config, "hook")
     assert time.monotonic() - started < 10
     w.close()
+
+
+@pytest.fixture
+def trickle_smtp() -> Iterator[TricklingServer]:
+    with TricklingServer(smtp=True) as server:
+        yield server
+
+
+def test_an_smtp_server_that_trickles_its_greeting_is_cut_off_and_does_not_hold_up_others(
+        tmp_path: Path, trickle_smtp: TricklingServer) -> None:
+    out = tmp_path / "alerts.jsonl"
+    channels = (f'[[channels]]\nname = "mail"\nurl = "mailto://127.0.0.1:{trickle_smtp.port}?smtp=127.0.0.1'
+                '&from=newsmon@example.org&to=desk@example.org"\ntimeout = "1s"\n'
+                f'[[channels]]\nname = "file"\nurl = "jsonl://{out}"\n')
+    rules = '[[rules]]\nname = "mali"\nquery = "Mali"\nchannels = ["mail", "file"]\n'
+    w = World(tmp_path, config_text(rules=rules, channels=channels))
+    w.ingest("RFI", make_article("a1", "Mali: parliament approves the budget"))
+    reports = []
+    worker = threading.Thread(target=lambda: reports.append(deliver_pending(w.store, w.config, now=NOW)),
+                              daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "delivery still blocked on a trickling SMTP server"
+    assert time.monotonic() - started < 10
+    assert reports[0].sent == 1 and reports[0].retrying == 1
+    by_channel = {row["channel"]: row for row in w.alerts()}
+    assert by_channel["file"]["status"] == "sent"
+    assert by_channel["mail"]["status"] == "pending"
+    assert "within 1s" in by_channel["mail"]["last_error"]
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1
+    w.close()
+
+
+def test_channels_test_on_a_trickling_smtp_server_fails_at_the_timeout_and_exits(
+        tmp_path: Path, trickle_smtp: TricklingServer) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[[channels]]\nname = "mail"\nurl = "mailto://127.0.0.1:{trickle_smtp.port}?smtp=127.0.0.1'
+                      '&from=newsmon@example.org&to=desk@example.org"\ntimeout = "1s"\n', encoding="utf-8")
+    argv = [sys.executable, "-m", "monitor", "--config", str(config), "--db", str(tmp_path / "n.db"),
+            "channels", "test", "mail"]
+    started = time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert "error: channel mail: no answer within 1s" in result.stderr

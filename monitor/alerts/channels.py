@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 alert_log = logging.getLogger("monitor.alerts.log")
 
 DEFAULT_TIMEOUT = timedelta(seconds=15)
+APPRISE_DEFAULT_DEADLINE = timedelta(seconds=60)   # Apprise's own default budget for one send
 LOG_CHANNEL = "log"
 DEFAULT_SECRET_HEADER = "X-Newsmon-Secret"
 _EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
@@ -277,6 +278,7 @@ class AppriseChannel:
         self.spec = spec
         self.scheme = _scheme(spec.url)
         self.url = _with_timeouts(spec.url, spec.timeout)
+        self.deadline = (spec.timeout or APPRISE_DEFAULT_DEADLINE).total_seconds()
         try:
             validate_channel_url(spec.url)
         except ValueError as exc:
@@ -289,7 +291,9 @@ class AppriseChannel:
     def send(self, message: Message) -> None:
         import apprise
 
-        asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY)
+        # service_timeout=0: Apprise sends in the calling thread (its own deadline would abandon the send in a
+        # thread of its shared pool, which the interpreter joins at exit: `newsmon poll` would never end)
+        asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY, service_timeout=0)
         notifier = apprise.Apprise(asset=asset)
         if not notifier.add(self.url):
             raise AlertError("Apprise cannot use this URL", channel=self.spec.name, retryable=False)
@@ -297,19 +301,38 @@ class AppriseChannel:
             title, body, body_format = message.title, message.html, apprise.NotifyFormat.HTML
         else:
             title, body, body_format = message.chat_title or message.title, message.chat, apprise.NotifyFormat.TEXT
+        outcome: dict[str, Any] = {}
+
+        def notify() -> None:
+            try:
+                # level: capture Apprise's warnings (its failure reasons) even when logging is set quieter
+                with apprise.LogCapture(level=logging.WARNING, fmt="%(levelname)s|%(message)s") as captured:
+                    result = notifier.notify(body=body, title=title, body_format=body_format)
+                outcome["delivered"] = bool(result)
+                outcome["captured"] = captured.getvalue()
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()
+            except BaseException as exc:  # noqa: BLE001 - handed to the sending thread below
+                outcome["error"] = exc
+
         # Apprise may notify from its own worker threads, so its log lines cannot be told apart by thread:
         # one Apprise send at a time in this process, and everything captured meanwhile is this send's.
+        # Apprise's timeouts apply to each socket operation, so a server that trickles its answers would hold
+        # the send (and this lock) for hours: it runs in a daemon thread, abandoned at the channel's timeout.
         with _APPRISE_LOCK:
-            # level: capture Apprise's warnings (its failure reasons) even when logging is set quieter
-            with apprise.LogCapture(level=logging.WARNING, fmt="%(levelname)s|%(message)s") as captured:
-                result = notifier.notify(body=body, title=title, body_format=body_format)
-            delivered = bool(result)
-            close = getattr(result, "close", None)
-            if callable(close):
-                close()
-        if delivered:
+            worker = threading.Thread(target=notify, name=f"newsmon-apprise-{self.spec.name}", daemon=True)
+            worker.start()
+            worker.join(self.deadline)
+        if worker.is_alive():
+            log.warning("apprise send abandoned at its deadline channel=%s deadline_s=%g", self.spec.name,
+                        self.deadline)
+            raise AlertError(f"no answer within {self.deadline:g}s", channel=self.spec.name)
+        if "error" in outcome:
+            raise outcome["error"]
+        if outcome.get("delivered"):
             return
-        raise AlertError(self._reason(captured.getvalue()), channel=self.spec.name)
+        raise AlertError(self._reason(outcome.get("captured", "")), channel=self.spec.name)
 
     def _reason(self, captured: str) -> str:
         lines = []
