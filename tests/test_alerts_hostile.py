@@ -145,3 +145,17 @@ def test_channels_test_on_a_trickling_smtp_server_fails_at_the_timeout_and_exits
     assert time.monotonic() - started < 20
     assert result.returncode == 1
     assert "error: channel mail: no answer within 1s" in result.stderr
+
+
+def test_a_channel_url_apprise_refuses_is_one_line_that_says_why(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[[channels]]\nname = "log2"\nurl = "log:"\n'
+                      '[[channels]]\nname = "mail"\nurl = "mailto://127.0.0.1:2525?to=desk@example.org"\n',
+                      encoding="utf-8")
+    argv = [sys.executable, "-m", "monitor", "--config", str(config), "--db", str(tmp_path / "n.db"), "rules", "list"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {config}: channels[1].url: ")
+    assert "From" in lines[0]          # Apprise's reason (no sender address), not only "Could not load E-Mail URL"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -141,13 +142,23 @@ def _apprise_rejects(url: str) -> str | None:
 
     secrets = secrets_of(url)
     register_secrets(secrets)
-    with apprise.LogCapture(fmt="%(message)s") as captured:
-        plugin = apprise.Apprise.instantiate(url)
+    # Apprise's lines are the reason of our one-line error: captured here, not also printed on stderr
+    apprise_log = logging.getLogger("apprise")
+    propagate, apprise_log.propagate = apprise_log.propagate, False
+    try:
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            plugin = apprise.Apprise.instantiate(url)
+    finally:
+        apprise_log.propagate = propagate
     if plugin is not None:
         return None
-    lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-    detail = redact_text(lines[-1], secrets) if lines else "missing or malformed parts"
-    return detail
+    lines = [line.strip() for line in captured.getvalue().splitlines() if line.strip()]
+    # "Could not load E-Mail URL: ..." says nothing more than our message: the lines before it say why
+    reasons = [line for line in lines if not _APPRISE_GENERIC.match(line)] or lines[-1:]
+    return redact_text("; ".join(reasons), secrets) if reasons else "missing or malformed parts"
+
+
+_APPRISE_GENERIC = re.compile(r"(Could not load|Unparseable) .*URL\b")
 
 
 def build_channel(spec: ChannelSpec) -> Channel:
