@@ -159,3 +159,16 @@ def test_a_channel_url_apprise_refuses_is_one_line_that_says_why(tmp_path: Path)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {config}: channels[1].url: ")
     assert "From" in lines[0]          # Apprise's reason (no sender address), not only "Could not load E-Mail URL"
+
+
+def test_the_log_channel_writes_french_and_emoji_headlines_as_they_are(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rules = '[[rules]]\nname = "mali"\nquery = "Mali"\nchannels = ["log"]\n'
+    w = World(tmp_path, config_text(rules=rules))
+    w.ingest("RFI", make_article("a1", "Mali : la junte à Bamako repousse les élections \U0001F1F2\U0001F1F1"))
+    with caplog.at_level("INFO", logger="monitor.alerts.log"):
+        report = deliver_pending(w.store, w.config, now=NOW)
+    assert report.sent == 1
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "monitor.alerts.log"]
+    assert 'headline="[newsmon] mali: Mali : la junte à Bamako repousse les élections \U0001F1F2\U0001F1F1"' in line
+    w.close()

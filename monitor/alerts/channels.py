@@ -184,10 +184,15 @@ class LogChannel:
         data = message.data
         alert_log.info(
             "alert channel=%s rule=%s story_id=%s kind=%s headline=%s url=%s sources=%d",
-            json.dumps(self.spec.name), json.dumps(one_line(data.get("rule"), 80)), data.get("story_id"),
-            json.dumps(str(data.get("kind"))), json.dumps(one_line(message.title)),
-            json.dumps(one_line(data.get("url"), 500)), len(data.get("sources") or data.get("items") or []),
+            _quoted(self.spec.name), _quoted(one_line(data.get("rule"), 80)), data.get("story_id"),
+            _quoted(str(data.get("kind"))), _quoted(one_line(message.title)),
+            _quoted(one_line(data.get("url"), 500)), len(data.get("sources") or data.get("items") or []),
         )
+
+
+def _quoted(text: str) -> str:
+    """A log field value in double quotes; accents and emoji stay readable (``one_line`` removed controls)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 _JSONL_LOCKS: dict[str, threading.Lock] = {}
