@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -172,3 +173,35 @@ def test_the_log_channel_writes_french_and_emoji_headlines_as_they_are(
     (line,) = [record.getMessage() for record in caplog.records if record.name == "monitor.alerts.log"]
     assert 'headline="[newsmon] mali: Mali : la junte à Bamako repousse les élections \U0001F1F2\U0001F1F1"' in line
     w.close()
+
+
+def test_a_batch_longer_than_its_claim_is_not_sent_again_by_a_second_deliverer(tmp_path: Path) -> None:
+    """The daemon sends a long batch to a slow webhook; `newsmon poll` beside it, once the batch has run past
+    the first claim, must not pick the rows still waiting in that batch (they would go out twice)."""
+    from monitor.alerts.delivery import CLAIM
+    from monitor.store import Store
+    from tests.http_receiver import HttpReceiver
+
+    with HttpReceiver() as receiver:
+        channels = f'[[channels]]\nname = "hook"\nurl = "webhook:{receiver.url("/hook")}"\ntimeout = "10s"\n'
+        rules = '[[rules]]\nname = "mali"\nquery = "Mali OR Bamako"\nchannels = ["hook"]\n'
+        w = World(tmp_path, config_text(rules=rules, channels=channels))
+        for index, headline in enumerate(["Mali: Gao hospital opens a new wing",
+                                          "Bamako court rules on the land dispute",
+                                          "Mali football team wins in Abidjan"]):
+            w.ingest("RFI", make_article(f"c{index}", headline))
+        receiver.delay = 1.0
+        first = threading.Thread(target=lambda: deliver_pending(w.store, w.config, now=NOW), daemon=True)
+        first.start()
+        deadline = time.monotonic() + 10
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)                     # the first alert is recorded; the batch goes on
+        second = Store.open(w.db_path)
+        # the second deliverer's clock: just past the first claim (a batch that took longer than CLAIM)
+        deliver_pending(second, w.config, now=NOW + CLAIM + timedelta(seconds=0.5))
+        first.join(timeout=30)
+        second.close()
+        assert len(receiver.requests) == 3
+        assert sorted(request.json()["story_id"] for request in receiver.requests) == [1, 2, 3]
+        w.close()

@@ -4,7 +4,8 @@ Guarantees:
 
 - an alert is marked ``sent`` right after its channel accepted it, in its own short transaction; the only
   way to send one twice is a crash (or SIGKILL) between a channel's acceptance and that mark;
-- rows are claimed (``next_attempt`` pushed ``CLAIM`` ahead, ``claimed_by`` = host:pid) before sending, so a
+- rows are claimed (``next_attempt`` pushed ``CLAIM`` ahead, ``claimed_by`` = host:pid) before sending, and
+  the claims renewed with every outcome recorded (a batch may take longer than ``CLAIM``), so a
   second process delivering at the same time (``newsmon poll`` beside the daemon) does not pick them too; the
   claims of a process that died (SIGKILL, crash) are released by the next delivery run on the same host, so
   its alerts go out at once after a restart (at worst ``CLAIM`` later when the dead owner cannot be checked);
@@ -26,6 +27,7 @@ import queue
 import socket
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,10 +105,13 @@ def deliver_pending(store: Any, config: Any, *, now: datetime | None = None) -> 
     now = now or utcnow()
     specs = channel_specs(config)
     report = DeliveryReport()
+    started = time.monotonic()
     plan = _plan(store, config, specs, now, report)
     next_try: dict[str, datetime] = {}
     for outcome in _send_all(plan, specs):
-        _record(store, config, specs, outcome, now, report, next_try)
+        # the rows still waiting in this run's batches stay claimed CLAIM past the time reached now
+        claimed_until = now + timedelta(seconds=time.monotonic() - started) + CLAIM
+        _record(store, config, specs, outcome, now, report, next_try, claimed_until)
     if report.sent or report.retrying or report.failed:
         log.info("alert delivery sent=%d retrying=%d failed=%d folded=%d waiting=%d", report.sent,
                  report.retrying, report.failed, report.folded, report.waiting)
@@ -307,9 +312,10 @@ def _send_one(sender: Any, spec: ChannelSpec, row: dict[str, Any]) -> AlertError
 
 
 def _record(store: Any, config: Any, specs: dict[str, ChannelSpec], outcome: _Outcome, now: datetime,
-            report: DeliveryReport, next_try: dict[str, datetime]) -> None:
+            report: DeliveryReport, next_try: dict[str, datetime], claimed_until: datetime) -> None:
     row = outcome.row
     with transaction(store) as conn:
+        outbox_sql.renew_claims(conn, claim_owner(), claimed_until)
         if outcome.deferred:
             outbox_sql.postpone(conn, [row["id"]], next_try.get(row["channel"], now + BACKOFF_BASE))
             report.waiting += 1

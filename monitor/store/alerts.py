@@ -184,6 +184,14 @@ def claim(conn: sqlite3.Connection, alert_ids: list[int], until: datetime, owner
     )
 
 
+def renew_claims(conn: sqlite3.Connection, owner: str, until: datetime) -> None:
+    """A sender still at work keeps its claims until ``until`` (a batch may outlast its first claim)."""
+    conn.execute(
+        "UPDATE alerts SET next_attempt = ? WHERE claimed_by = ? AND status = 'pending'",
+        (to_iso(until), owner),
+    )
+
+
 def claim_owners(conn: sqlite3.Connection, now: datetime) -> list[str]:
     """Owners of claims still running (pending rows claimed, not yet due again)."""
     return [row[0] for row in conn.execute(
