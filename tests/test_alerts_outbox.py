@@ -148,6 +148,30 @@ def test_digest_every_hour_sends_one_message_listing_the_stories(tmp_path: Path,
     assert run_digests(w.store, w.config, now=later(hours=2, minutes=1)) == 0
 
 
+def test_a_channel_taken_off_a_digest_rule_gets_its_held_alerts_released(tmp_path: Path, out: Path) -> None:
+    """Held alerts wait for a digest of their (rule, channel); when the config no longer sends that rule's
+    digest to the channel, none will ever fold them: they go out as ordinary alerts instead of waiting forever."""
+    other = tmp_path / "other.jsonl"
+    channels = jsonl_channel(out) + f'[[channels]]\nname = "other"\nurl = "jsonl://{other}"\n'
+    both = MALI_RULE.replace('channels = ["file"]', 'channels = ["file", "other"]') + 'mode = "digest"\nevery = "1h"\n'
+    w = world(tmp_path, both, channels)
+    run_digests(w.store, w.config, now=NOW)
+    w.ingest("RFI", COUP_RFI, now=later(minutes=10))
+    assert sorted((row["channel"], row["status"]) for row in w.alerts()) == [("file", "held"), ("other", "held")]
+    w.close()
+
+    only_file = MALI_RULE + 'mode = "digest"\nevery = "1h"\n'
+    w = world(tmp_path, only_file, channels)
+    assert run_digests(w.store, w.config, now=later(minutes=20)) == 0
+    assert sorted((row["channel"], row["status"]) for row in w.alerts()) == [("file", "held"), ("other", "pending")]
+    assert deliver_pending(w.store, w.config, now=later(minutes=21)).sent == 1
+    assert [message["kind"] for message in lines(other)] == ["new"]
+    assert run_digests(w.store, w.config, now=later(minutes=61)) == 1      # the rule's own digest goes on
+    deliver_pending(w.store, w.config, now=later(minutes=61))
+    assert [message["kind"][:7] for message in lines(out)] == ["digest-"]
+    w.close()
+
+
 def test_digest_at_a_local_clock_time() -> None:
     rule = RuleConfig(name="r", query="x", mode="digest", at=time(8, 0), timezone="Europe/Paris")
     # 08:00 in Paris in February is 07:00 UTC

@@ -72,7 +72,13 @@ def run_digests(store: Any, config: Any, *, now: datetime) -> int:
                 log.info("rule is no longer a digest rule, alerts released rule=%s alerts=%d", rule_name,
                          released)
         for rule in digest_rules:
-            for channel in rule_channels(rule, config):
+            channels = rule_channels(rule, config)
+            for channel in outbox_sql.held_channels(conn, rule.name):
+                if channel not in channels:  # taken off the rule: no digest will ever fold them
+                    released = outbox_sql.release_held(conn, rule.name, now, channel=channel)
+                    log.info("channel is no longer on the digest rule, alerts released rule=%s channel=%s "
+                             "alerts=%d", rule.name, channel, released)
+            for channel in channels:
                 created += _digest_one(conn, rule, channel, now)
     return created
 

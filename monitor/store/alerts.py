@@ -314,19 +314,27 @@ def held_for_digest(conn: sqlite3.Connection, rule: str, channel: str) -> list[d
     return [_row_to_dict(row) for row in rows]
 
 
-def release_held(conn: sqlite3.Connection, rule: str, now: datetime) -> int:
-    """A rule that is no longer a digest rule: its waiting alerts become ordinary pending alerts."""
-    cursor = conn.execute(
-        "UPDATE alerts SET status = 'pending', next_attempt = ? WHERE status = 'held' AND folded_into IS NULL"
-        " AND rule = ?",
-        (to_iso(now), rule),
-    )
-    return cursor.rowcount
+def release_held(conn: sqlite3.Connection, rule: str, now: datetime, *, channel: str | None = None) -> int:
+    """A rule that is no longer a digest rule (or, with ``channel``, no longer a digest to that channel):
+    its waiting alerts become ordinary pending alerts."""
+    sql = ("UPDATE alerts SET status = 'pending', next_attempt = ? WHERE status = 'held' AND folded_into IS NULL"
+           " AND rule = ?")
+    params: tuple[Any, ...] = (to_iso(now), rule)
+    if channel is not None:
+        sql += " AND channel = ?"
+        params += (channel,)
+    return conn.execute(sql, params).rowcount
 
 
 def held_rules(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute(
         "SELECT DISTINCT rule FROM alerts WHERE status = 'held' AND folded_into IS NULL")]
+
+
+def held_channels(conn: sqlite3.Connection, rule: str) -> list[str]:
+    """The channels a rule's alerts are held for, waiting for a digest."""
+    return [row[0] for row in conn.execute(
+        "SELECT DISTINCT channel FROM alerts WHERE status = 'held' AND folded_into IS NULL AND rule = ?", (rule,))]
 
 
 def digest_last_run(conn: sqlite3.Connection, rule: str, channel: str) -> str | None:
