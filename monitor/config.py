@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -268,6 +268,19 @@ class _Loader:
             raise self.error(_join(where, key), "must be a list of strings, such as [\"a\", \"b\"]")
         return tuple(self.expand(item, _join(where, key)) for item in value)
 
+    def channel_list(self, table: dict[str, Any], key: str, where: str, channel_names: set[str]
+                     ) -> tuple[str, ...] | None:
+        """A list of channel names: each one defined, none twice."""
+        channels = self.string_list(table, key, where)
+        if channels is None:
+            return None
+        for index, name in enumerate(channels):
+            if name not in channel_names:
+                raise self.error(f"{_join(where, key)}[{index}]", _unknown_channel(name, channel_names))
+            if name in channels[:index]:
+                raise self.error(f"{_join(where, key)}[{index}]", f"{name!r} is already in the list")
+        return channels
+
     # ---------------------------------------------------------------- sections
     def load_monitor(self, table: dict[str, Any], channel_names: set[str]) -> MonitorSettings:
         where = "monitor"
@@ -281,10 +294,7 @@ class _Loader:
             user_agent = user_agent.replace("<version>", __version__).replace("<project url>", PROJECT_URL)
             if not user_agent.strip() or any(ord(ch) < 32 for ch in user_agent):
                 raise self.error("monitor.user_agent", "must be one line of printable text")
-        default_channels = self.string_list(table, "default_channels", where)
-        for index, name in enumerate(default_channels or ()):
-            if name not in channel_names:
-                raise self.error(f"monitor.default_channels[{index}]", _unknown_channel(name, channel_names))
+        default_channels = self.channel_list(table, "default_channels", where, channel_names)
         settings = MonitorSettings(
             database=Path(database) if database else None,
             default_interval=self.duration(table, "default_interval", where, defaults.default_interval),
@@ -401,10 +411,7 @@ class _Loader:
                 raise self.error(f"{where}.name", f"{name!r} is already the name of rules[{seen[name]}]")
             seen[name] = index
             query = self.rule_query(table, where, name)
-            channels = self.string_list(table, "channels", where) or ()
-            for position, channel in enumerate(channels):
-                if channel not in channel_names:
-                    raise self.error(f"{where}.channels[{position}]", _unknown_channel(channel, channel_names))
+            channels = self.channel_list(table, "channels", where, channel_names) or ()
             mode = self.string(table, "mode", where) or "instant"
             if mode not in ("instant", "digest"):
                 raise self.error(f"{where}.mode", f"must be \"instant\" or \"digest\", not {mode!r}")
@@ -478,7 +485,8 @@ class _Loader:
             match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
             if match and int(match.group(1)) < 24 and int(match.group(2)) < 60:
                 return time(int(match.group(1)), int(match.group(2)))
-        raise self.error(f"{where}.at", f"must be a clock time such as \"08:00\", not {value!r}")
+        shown = value.isoformat() if isinstance(value, (date, datetime)) else repr(value)
+        raise self.error(f"{where}.at", f"must be a clock time such as \"08:00\", not {shown}")
 
 
 def _channel_validator() -> Callable[[str], None] | None:

@@ -152,6 +152,13 @@ def test_rules_validated_with_position() -> None:
 def test_rule_channels_and_digest_options() -> None:
     unknown = MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nchannels = ["mial"]\n'
     assert "no channel named 'mial'" in str(error_of(unknown))
+    twice = MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nchannels = ["log", "log"]\n'
+    assert "rules[0].channels[1]: 'log' is already in the list" in str(error_of(twice))
+    twice_default = '[monitor]\ndefault_channels = ["log", "log"]\n' + MINIMAL
+    assert "monitor.default_channels[1]: 'log' is already in the list" in str(error_of(twice_default))
+    toml_time = MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\nat = 1979-05-27T07:32:00Z\n'
+    assert "rules[0].at: must be a clock time such as \"08:00\", not 1979-05-27T07:32:00+00:00" in str(
+        error_of(toml_time))
     digest = MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\n'
     assert "exactly one of every" in str(error_of(digest))
     zone = MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\nat = "08:00"\ntimezone = "Mars/Olympus"\n'
