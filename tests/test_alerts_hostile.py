@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -69,6 +69,19 @@ def trickle() -> Iterator[TricklingServer]:
         yield server
 
 
+def deliver_within(w: World, *, seconds: float, blocker: str) -> Any:
+    """``deliver_pending`` in a thread, which must return within ``seconds`` (a hang fails the test)."""
+    reports = []
+    worker = threading.Thread(target=lambda: reports.append(deliver_pending(w.store, w.config, now=NOW)),
+                              daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=2 * seconds)
+    assert not worker.is_alive(), f"delivery still blocked on a trickling {blocker}"
+    assert time.monotonic() - started < seconds
+    return reports[0]
+
+
 def test_a_webhook_that_trickles_its_answer_is_cut_off_at_the_channel_timeout(
         tmp_path: Path, trickle: TricklingServer) -> None:
     channels = (f'[[channels]]\nname = "hook"\nurl = "webhook:http://127.0.0.1:{trickle.port}/hook"\n'
@@ -76,14 +89,7 @@ def test_a_webhook_that_trickles_its_answer_is_cut_off_at_the_channel_timeout(
     rules = '[[rules]]\nname = "mali"\nquery = "Mali"\nchannels = ["hook"]\n'
     w = World(tmp_path, config_text(rules=rules, channels=channels))
     w.ingest("RFI", make_article("a1", "Mali: parliament approves the budget"))
-    reports = []
-    worker = threading.Thread(target=lambda: reports.append(deliver_pending(w.store, w.config, now=NOW)),
-                              daemon=True)
-    started = time.monotonic()
-    worker.start()
-    worker.join(timeout=20)
-    assert not worker.is_alive(), "delivery still blocked on a trickling webhook"
-    assert time.monotonic() - started < 10
+    reports = [deliver_within(w, seconds=10, blocker="webhook")]
     assert reports[0].sent == 0 and reports[0].retrying == 1
     (row,) = w.alerts()
     assert row["status"] == "pending"
@@ -117,14 +123,7 @@ def test_an_smtp_server_that_trickles_its_greeting_is_cut_off_and_does_not_hold_
     rules = '[[rules]]\nname = "mali"\nquery = "Mali"\nchannels = ["mail", "file"]\n'
     w = World(tmp_path, config_text(rules=rules, channels=channels))
     w.ingest("RFI", make_article("a1", "Mali: parliament approves the budget"))
-    reports = []
-    worker = threading.Thread(target=lambda: reports.append(deliver_pending(w.store, w.config, now=NOW)),
-                              daemon=True)
-    started = time.monotonic()
-    worker.start()
-    worker.join(timeout=20)
-    assert not worker.is_alive(), "delivery still blocked on a trickling SMTP server"
-    assert time.monotonic() - started < 10
+    reports = [deliver_within(w, seconds=10, blocker="SMTP server")]
     assert reports[0].sent == 1 and reports[0].retrying == 1
     by_channel = {row["channel"]: row for row in w.alerts()}
     assert by_channel["file"]["status"] == "sent"

@@ -4,34 +4,15 @@ error and its exit status (or correct output), never a traceback, and never half
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from monitor.cli import cli
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> list[str]:
-    """``--config`` and ``--db`` of a fresh starter config and archive (made by `newsmon init`)."""
-    base = ["--config", str(tmp_path / "feeds.toml"), "--db", str(tmp_path / "newsmon.db")]
-    result = CliRunner().invoke(cli, [*base, "init"])
-    assert result.exit_code == 0, result.output
-    return base
-
-
-def invoke(args: list[str], **kwargs: object) -> Result:
-    return CliRunner().invoke(cli, args, **kwargs)  # type: ignore[arg-type]
-
-
-def assert_clean_error(result: Result, exit_code: int, *expected: str) -> None:
-    assert isinstance(result.exception, SystemExit), f"a clean exit, not {result.exception!r}"
-    assert result.exit_code == exit_code, result.output
-    assert "Traceback" not in result.output
-    for text in expected:
-        assert text in result.output
+from tests.test_cli_usage import archive, assert_clean_error, invoke  # noqa: F401  (archive: a fixture)
 
 
 # --------------------------------------------------------------------------- a damaged archive
@@ -144,11 +125,7 @@ def test_an_import_line_with_a_lone_surrogate_names_its_line_and_stores_nothing(
 FRENCH_TITLE = "Mali : l’armée « reprend » Kidal – 5 € – ✓"
 
 
-def run_newsmon(archive: list[str], *args: str, encoding: str) -> "subprocess.CompletedProcess[bytes]":
-    import os
-    import subprocess
-    import sys
-
+def run_newsmon(archive: list[str], *args: str, encoding: str) -> subprocess.CompletedProcess[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), PYTHONIOENCODING=encoding)
     return subprocess.run([sys.executable, "-m", "monitor", *archive, *args], capture_output=True, env=env,

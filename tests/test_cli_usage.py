@@ -28,12 +28,17 @@ def invoke(args: list[str], **kwargs: object) -> Result:
     return CliRunner().invoke(cli, args, **kwargs)  # type: ignore[arg-type]
 
 
-def assert_usage_error(result: Result, *expected: str) -> None:
+def assert_clean_error(result: Result, exit_code: int, *expected: str) -> None:
+    """The command ended with ``exit_code`` and a message holding ``expected``, not a traceback."""
     assert isinstance(result.exception, SystemExit), f"a clean exit, not {result.exception!r}"
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == exit_code, result.output
     assert "Traceback" not in result.output
     for text in expected:
         assert text in result.output
+
+
+def assert_usage_error(result: Result, *expected: str) -> None:
+    assert_clean_error(result, 2, *expected)
 
 
 # --------------------------------------------------------------------------- integers in range
