@@ -492,7 +492,7 @@ def _ingest(
                     own_feed = feed_row_of(conn, feed_id)
                 doc = new_article_doc(article, own_feed)
             else:
-                doc = match_doc(conn, write.article_id, article)
+                doc = match_doc(conn, write.article_id)
             matches = ruleset.match(doc)
             record_matches(conn, write.article_id, matches, now)
         if config is not None and matches:

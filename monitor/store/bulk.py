@@ -229,7 +229,7 @@ def _stories_and_matches(
                                               now=link.first_seen or item.article.first_seen)
                 result.stories_created += int(assignment.created)
         if ruleset is not None and article_id not in done:
-            matches = ruleset.match(match_doc(conn, article_id, item.article))
+            matches = ruleset.match(match_doc(conn, article_id))
             if matches:
                 record_matches(conn, article_id, matches, now)
                 result.matches += len(matches)

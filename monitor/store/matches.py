@@ -147,12 +147,12 @@ def article_feeds_and_tags(conn: sqlite3.Connection, article_id: int) -> tuple[l
         raise StoreError(f"cannot read the feeds of article {article_id}: {exc}") from exc
 
 
-def match_doc(conn: sqlite3.Connection, article_id: int, article: "Article | None" = None) -> MatchDoc:
-    """A stored article as the matcher sees it.
+def match_doc(conn: sqlite3.Connection, article_id: int) -> MatchDoc:
+    """A stored article as the matcher sees it: the archive's text, feeds, tags, language and domain.
 
-    ``article``: the version being ingested (poll, bulk import); its title, summary and content
-    stand in for the stored text, which may belong to another feed's version. Feeds, tags,
-    language and domain always come from the archive.
+    Also on ingest of a version of an article already stored: another feed's version is not stored
+    (only the first feed's updates are), so matching it would record matches and alerts that a
+    search for the rule's query never finds and ``rules rematch`` takes back.
     """
     try:
         row = conn.execute(
@@ -164,8 +164,6 @@ def match_doc(conn: sqlite3.Connection, article_id: int, article: "Article | Non
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read article {article_id}: {exc}") from exc
     title, summary, content, language, domain = row
-    if article is not None:
-        title, summary, content = article.title, article.summary, article.content
     return _doc(title, summary, content, language, domain, feed_rows)
 
 
