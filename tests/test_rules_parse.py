@@ -35,6 +35,22 @@ def test_minus_negates_only_at_the_start_of_a_word() -> None:
     assert root("France - Mali") == And((Term(("france",)), Term(("mali",))))  # a lone dash is punctuation
 
 
+def test_typographic_quotes_and_dashes() -> None:
+    """What French and English keyboards and autocorrect type: « … », “ … ”, „ … “ are phrase quotes; an en
+    dash or a minus sign before a word excludes it like a hyphen-minus does."""
+    burkina = Term(("burkina", "faso"))
+    for text in ("« Burkina Faso »", "«Burkina Faso»", "“Burkina Faso”", "„Burkina Faso“", "„Burkina Faso”",
+                 "”Burkina Faso”"):
+        assert root(text) == burkina, text
+    assert root("Mali « Burkina Faso »*") == And((Term(("mali",)), Term(("burkina", "faso"), prefix=True)))
+    assert root("NEAR(« Burkina Faso » Mali, 5)") == Near((burkina, Term(("mali",))), 5)
+    assert root("Mali»") == Term(("mali",))                  # a stray closing guillemet is punctuation
+    for dash in ("\u2013", "\u2212"):
+        assert root(f"Mali {dash}football") == And((Term(("mali",)), Not(Term(("football",))))), dash
+        assert root(f"Mali {dash} Niger") == And((Term(("mali",)), Term(("niger",)))), dash
+        assert root(f"Mali{dash}Niger") == Term(("mali", "niger")), dash
+
+
 def test_words_with_separators_are_phrases() -> None:
     assert root("l’armée") == Term(("l", "armee"))
     assert root('"Burkina Faso"') == Term(("burkina", "faso"))
@@ -81,6 +97,8 @@ ERRORS = [
     ("a (b (c)", "never closed", 2),
     ('"Burkina Faso', "unbalanced quote", 0),
     ('Mali "Burkina', "unbalanced quote", 5),
+    ("Mali « Burkina", "this « is never closed", 5),
+    ("“Burkina Faso", "this “ is never closed", 0),
     ("Mali AND", "AND needs a term", 5),
     ("Mali OR", "OR needs a term", 5),
     ("OR Mali", "OR needs a term before", 0),

@@ -168,6 +168,20 @@ def test_matcher_accepts_exactly_what_search_returns(archive: Archive, example: 
     assert same, f"matcher and search() disagree on {query_text!r}"
 
 
+def test_typographic_quotes_and_dashes_agree_with_search(archive: Archive) -> None:
+    """« Burkina Faso » is the phrase and « Mali –football » excludes football, in the matcher and in
+    search() alike (the queries French keyboards and autocorrect produce)."""
+    docs = [MatchDoc(title="Le Burkina Faso et le Mali signent un accord"),
+            MatchDoc(title="Burkina : le Faso face aux attaques"),
+            MatchDoc(title="Mali : la finale de football reportée"),
+            MatchDoc(title="Mali : la junte reçoit une délégation")]
+    expected = {"« Burkina Faso »": 1, "“Burkina Faso”": 1, "Burkina Faso": 2, "Mali –football": 2,
+                "Mali −football": 2, "Mali football": 1, "Mali": 3}
+    for query_text, hits in expected.items():
+        same, found = agree(archive, query_text, docs)
+        assert same and found == hits, (query_text, found)
+
+
 def accents_kept(text: str) -> list[str]:
     """A deliberately broken tokenizer: same cuts, lower case, but accents not removed."""
     return [text[start:end].lower() for _, start, end in tokenize_with_offsets(text)]

@@ -153,7 +153,14 @@ class _Tok:
 
 
 _SPACE = " \t\r\n\f\v"
-_WORD_STOP = _SPACE + '()"'
+# Quotes that open a phrase, and what closes each: ASCII, English “…”, French « … », German „…“ / „…”,
+# Swedish ”…”. Keyboards and autocorrect write these: « Burkina Faso » must be the phrase, not two words.
+_PHRASE_QUOTES = {'"': '"', "\u201c": "\u201d", "\u00ab": "\u00bb", "\u201e": "\u201c\u201d", "\u201d": "\u201d"}
+_STRAY_QUOTES = "\u00bb"  # a closing guillemet with no opening one: punctuation
+# Dashes that exclude the word they precede: the hyphen-minus and what autocorrect makes of it (en dash,
+# minus sign), so that "Mali –football" excludes football as "Mali -football" does.
+_MINUS = "-\u2013\u2212"
+_WORD_STOP = _SPACE + "()" + "".join(_PHRASE_QUOTES) + _STRAY_QUOTES
 _FIELD_WORD = re.compile(r"^([A-Za-z]+):")
 
 
@@ -179,10 +186,12 @@ class _Lexer:
             elif ch == ")":
                 self.tokens.append(_Tok("RPAREN", self.pos))
                 self.pos += 1
-            elif ch == '"':
+            elif ch in _PHRASE_QUOTES:
                 self.tokens.append(self._phrase())
-            elif ch == "-" and self.pos + 1 < len(text) and not text[self.pos + 1].isspace() \
-                    and text[self.pos + 1] not in ")-":
+            elif ch in _STRAY_QUOTES:
+                self.pos += 1
+            elif ch in _MINUS and self.pos + 1 < len(text) and not text[self.pos + 1].isspace() \
+                    and text[self.pos + 1] not in ")" + _MINUS:
                 self.tokens.append(_Tok("MINUS", self.pos))
                 self.pos += 1
             else:
@@ -192,9 +201,11 @@ class _Lexer:
 
     def _phrase(self) -> _Tok:
         start = self.pos
-        end = self.text.find('"', start + 1)
+        opening = self.text[start]
+        closing = _PHRASE_QUOTES[opening]
+        end = next((i for i in range(start + 1, len(self.text)) if self.text[i] in closing), -1)
         if end < 0:
-            raise self.error('unbalanced quote: this " is never closed', start)
+            raise self.error(f"unbalanced quote: this {opening} is never closed", start)
         self.pos = end + 1
         prefix = self.pos < len(self.text) and self.text[self.pos] == "*"
         if prefix:
@@ -265,7 +276,7 @@ class _Lexer:
                 return self._near_end(start, items)
             if ch == "(":
                 raise self.error("NEAR takes words and phrases, not groups", self.pos)
-            if ch == '"':
+            if ch in _PHRASE_QUOTES:
                 tok = self._phrase()
             else:
                 word, wpos = self._read_word(_WORD_STOP + ",")
