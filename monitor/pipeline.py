@@ -244,7 +244,7 @@ def _refresh_leased(
             ruleset=ctx.ruleset, config=ctx.config, catch_up=catch_up, merge_urls=not single_link,
             first_poll=not row.get("first_polled"), features=features,
         )
-        ctx.store.update_feed(conn, row["id"], **state)
+        ctx.store.update_feed(conn, row["id"], polled_url=feed.url, **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome="ok", http_status=result.status,
                             duration=time.monotonic() - started, new=outcome.new, updated=outcome.updated)
     if result.permanent_url:
@@ -393,7 +393,7 @@ def _record_unchanged(
     ttl = int(row["ttl_s"] // 60) if row.get("ttl_s") else None
     state = _success_state(ctx, feed, row, result, now=now, interval=ctx.config.feed_interval(feed), ttl=ttl)
     with _last_transaction(ctx.store, lease) as conn:
-        ctx.store.update_feed(conn, row["id"], **state)
+        ctx.store.update_feed(conn, row["id"], polled_url=feed.url, **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome=status, http_status=result.status,
                             duration=time.monotonic() - started)
     log.debug("polled feed=%s status=%s outcome=%s", feed.name, result.status, status)
@@ -423,7 +423,7 @@ def _record_failure(
         "gone": int(gone),
     }
     with _last_transaction(ctx.store, lease) as conn:
-        ctx.store.update_feed(conn, row["id"], **state)
+        ctx.store.update_feed(conn, row["id"], polled_url=feed.url, **state)
         ctx.store.log_fetch(conn, row["id"], at=now, outcome="error", http_status=http_status,
                             duration=time.monotonic() - started, error_kind=kind, error=message)
     if gone:

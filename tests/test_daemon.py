@@ -595,3 +595,23 @@ def test_jobs_run_on_whole_seconds() -> None:
     # wake-up on a busy machine from deciding the test.
     phases = sorted(at % 1.0 for at in runs[1:4])
     assert phases[1] < 0.5, phases
+
+
+def test_url_changed_while_its_feed_is_polled_is_fetched_at_once(tmp_path: Path, server: FeedServer,
+                                                                  running: list) -> None:
+    # The poll of the old URL is in flight when the reload changes the URL: its result must not put back the old
+    # URL's validators and schedule (the new URL would wait out the hour, asked with the old URL's ETag).
+    server.add("/old.xml", rss(("o1", "Old")), etag='"old"', delay=2.0)
+    server.add("/new.xml", rss(("n1", "New")), etag='"new"')
+    daemon = Newsmon(tmp_path, config_text(feed_toml("desk", server.url("/old.xml"), "1h")))
+    running.append(daemon.start())
+    wait_until(lambda: server.requests_for("/old.xml"), what="the poll of the old URL to start")
+    daemon.config.write_text(config_text(feed_toml("desk", server.url("/new.xml"), "1h")))
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: "config reloaded" in daemon.log(), what="reload")
+    wait_until(lambda: daemon.feed("desk").get("lease_owner") is None and daemon.feed("desk").get("last_fetch"),
+               what="the old poll to end")
+    wait_until(lambda: server.requests_for("/new.xml"), timeout=10, what="the new URL to be polled")
+    assert "if-none-match" not in server.requests_for("/new.xml")[0].headers
+    wait_until(lambda: daemon.feed("desk").get("etag") == '"new"', what="the new URL's validators")
+    assert daemon.stop() == 0

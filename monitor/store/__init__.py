@@ -26,6 +26,10 @@ from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
+# Feed columns a poll learns about the URL it fetched (sync_feeds resets them when the configured URL changes).
+_URL_BOUND_COLUMNS = frozenset({"etag", "last_modified", "body_hash", "gone", "permanent_url", "next_check",
+                                "retry_after", "consecutive_errors"})
+
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -309,7 +313,17 @@ class Store:
             cursor = conn.execute("SELECT * FROM feeds ORDER BY name")
             return [_row_dict(cursor, row) for row in cursor.fetchall()]
 
-    def update_feed(self, conn: sqlite3.Connection, feed_id: int, **values: Any) -> None:
+    def update_feed(self, conn: sqlite3.Connection, feed_id: int, *, polled_url: str | None = None,
+                    **values: Any) -> None:
+        """Set columns of a feed. ``polled_url``: the URL a poll fetched; when the feed's URL is no longer that
+        one (a reload changed it while the poll was in flight), the columns that belong to the old URL
+        (validators, redirect, schedule, error count) are left as ``sync_feeds`` set them for the new one."""
+        if polled_url is not None:
+            current = conn.execute("SELECT url FROM feeds WHERE id = ?", (feed_id,)).fetchone()
+            if current is not None and current[0] != polled_url:
+                log.info("feed URL changed during a poll, its schedule and validators are not kept "
+                         "feed_id=%d old_url=%s url=%s", feed_id, polled_url, current[0])
+                values = {column: value for column, value in values.items() if column not in _URL_BOUND_COLUMNS}
         if not values:
             return
         columns = ", ".join(f"{column} = ?" for column in values)
