@@ -174,3 +174,20 @@ def test_a_valid_url_that_cannot_be_fetched_exits_1(archive: list[str], command:
 def test_feeds_add_takes_a_host_without_scheme_as_https(archive: list[str]) -> None:
     result = invoke([*archive, "feeds", "add", "localhost:1/news"])
     assert result.exit_code == 1 and "error: cannot connect to localhost:1" in result.output, result.output
+
+
+def test_init_where_the_config_cannot_be_written_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "a-file" / "feeds.toml"       # its folder cannot be made: a file is in the way
+    result = invoke(["--config", str(config), "--db", str(tmp_path / "a.db"), "init"])
+    assert_clean_error(result, 2, str(config), "cannot be written")
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_init_through_a_symlink_to_a_missing_file_writes_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "feeds.toml"
+    link.symlink_to(tmp_path / "etc" / "newsmon.toml")
+    result = invoke(["--config", str(link), "--db", str(tmp_path / "a.db"), "init"])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (tmp_path / "etc" / "newsmon.toml").read_text().startswith("#")
+    assert not [p.name for p in (tmp_path / "etc").iterdir() if p.name.endswith(".tmp")]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -21,7 +20,7 @@ import click
 
 from monitor import __version__
 from monitor.cli.common import AppContext, configure_logging, configure_output, emit_json, format_option, pass_app
-from monitor.errors import MonitorError, UsageError
+from monitor.errors import ConfigError, MonitorError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +106,32 @@ def init(app: AppContext) -> None:
     if path.exists():
         click.echo(f"{path} exists already; left as it is")
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        starter = resources.files("monitor").joinpath("data/feeds.toml")
-        with resources.as_file(starter) as source:
-            shutil.copyfile(source, path)
+        _write_starter(path)
         click.echo(f"wrote a starter config to {path}: edit its feeds and rules")
     config = app.config()
     store = app.store()
     store.sync_feeds(config.feeds)
     click.echo(f"archive ready at {app.db_path} ({len(config.feeds)} feeds, {len(config.rules)} rules)")
+
+
+def _write_starter(path: Path) -> None:
+    """Write the starter config at ``path`` (through a symbolic link, to its target) in one step: a temporary
+    file beside it, renamed, so an interrupted or failed write leaves no half config behind."""
+    starter = resources.files("monitor").joinpath("data/feeds.toml").read_bytes()
+    target = path.resolve()
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(temp, "xb") as handle:
+                handle.write(starter)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot be written: {exc.strerror or exc}", path=str(path)) from None
 
 
 # --------------------------------------------------------------------------- groups
