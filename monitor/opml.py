@@ -17,6 +17,8 @@ What becomes of the outlines:
 * a ``category`` attribute (OPML 2.0: comma-separated, slash-delimited) adds its parts as tags;
 * a ``language`` attribute on a feed, or inherited from the nearest folder that has one,
   becomes the feed's language when it looks like a language code;
+* ``isComment="true"`` (OPML 2.0: the outline is commented out) on a feed or a folder around it
+  makes the feed disabled; ``newsmon:interval`` (written by ``write_opml``) is its polling interval;
 * the same ``xmlUrl`` listed twice (e.g. in two folders) is one entry with the union of the
   tags; ``OpmlResult.duplicates`` counts the extra occurrences.
 
@@ -28,7 +30,8 @@ removed ("Business & Economy" -> ``business-economy``, "Australia | Victoria" ->
 Writing (``write_opml``) produces OPML 2.0: each feed is an ``outline type="rss"`` inside a
 folder named after its first tag (consecutive feeds with the same first tag share a folder),
 with a ``category`` attribute listing every tag when it has more than one, and ``language``
-when known. ``read_opml(write_opml(entries))`` gives back the same entries, in the same order,
+when known; a disabled feed has ``isComment="true"`` and a feed's own interval is ``newsmon:interval``
+(namespace ``OPML_NAMESPACE``). ``read_opml(write_opml(entries))`` gives back the same entries, in the same order,
 for entries whose tags are already normalised (every entry ``read_opml`` returns is).
 """
 
@@ -45,9 +48,13 @@ from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
+from monitor import PROJECT_URL
 from monitor.errors import OPMLError
 
 log = logging.getLogger(__name__)
+
+OPML_NAMESPACE = PROJECT_URL + "/opml"
+ElementTree.register_namespace("newsmon", OPML_NAMESPACE)
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 _TAG_SEPARATORS = re.compile(r"(?:[^\w+#]|_)+")
@@ -65,6 +72,8 @@ class OpmlEntry:
     html_url: str | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
+    enabled: bool = True
+    interval: str | None = None      # a duration such as "2h", as the config writes it
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,7 @@ class _Frame:
     is_feed: bool
     title: str
     has_children: bool = False
+    commented: bool = False
 
 
 class _Builder:
@@ -179,14 +189,16 @@ class _Builder:
             self.stack[-1].has_children = True
         title = _clean_text(_attribute(attrs, "title") or _attribute(attrs, "text") or "")
         language = _language(_attribute(attrs, "language")) or self.inherited_language()
+        commented = (_attribute(attrs, "isComment") or "").strip().lower() == "true" or any(
+            frame.commented for frame in self.stack)
         raw_url = _attribute(attrs, "xmlUrl")
         if raw_url is None and (_attribute(attrs, "type") or "").lower() in ("rss", "atom"):
             raw_url = _attribute(attrs, "url")
         if raw_url is None:
             tag = tag_from_title(title) or None
-            self.stack.append(_Frame(tag=tag, language=language, is_feed=False, title=title))
+            self.stack.append(_Frame(tag=tag, language=language, is_feed=False, title=title, commented=commented))
             return
-        self.stack.append(_Frame(tag=None, language=language, is_feed=True, title=title))
+        self.stack.append(_Frame(tag=None, language=language, is_feed=True, title=title, commented=commented))
         url, reason = check_feed_url(raw_url)
         if url is None:
             self.result.rejected.append(RejectedOutline(title=title, url=raw_url.strip() or None,
@@ -197,8 +209,9 @@ class _Builder:
         html_url = (_attribute(attrs, "htmlUrl") or "").strip() or None
         if html_url and (_NOT_XML.search(html_url) or _CONTROL.search(html_url)):
             html_url = None
-        self.add(OpmlEntry(title=title, xml_url=url, html_url=html_url,
-                           tags=tuple(dict.fromkeys(tags)), language=language))
+        interval = (_attribute(attrs, "newsmon:interval") or "").strip() or None
+        self.add(OpmlEntry(title=title, xml_url=url, html_url=html_url, tags=tuple(dict.fromkeys(tags)),
+                           language=language, enabled=not commented, interval=interval))
 
     def end(self) -> None:
         if not self.stack:
@@ -226,7 +239,8 @@ class _Builder:
             self.result.entries[index] = OpmlEntry(
                 title=first.title or entry.title, xml_url=first.xml_url,
                 html_url=first.html_url or entry.html_url, tags=merged,
-                language=first.language or entry.language,
+                language=first.language or entry.language, enabled=first.enabled,
+                interval=first.interval or entry.interval,
             )
 
     def finish(self) -> None:
@@ -432,6 +446,10 @@ def write_opml(entries: Iterable[OpmlEntry], *, title: str = "newsmon feeds") ->
             attrs["category"] = _NOT_XML.sub("", ",".join(entry.tags))
         if entry.language:
             attrs["language"] = entry.language
+        if not entry.enabled:
+            attrs["isComment"] = "true"
+        if entry.interval:
+            attrs[f"{{{OPML_NAMESPACE}}}interval"] = _NOT_XML.sub("", entry.interval)
         ElementTree.SubElement(parent, "outline", attrs)
     ElementTree.indent(root, space="  ")
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"

@@ -75,6 +75,16 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration as ``parse_duration`` reads it back exactly: the largest whole unit ("2h", "90s", "1500ms")."""
+    milliseconds = round(value.total_seconds() * 1000)
+    for unit in ("d", "h", "m", "s"):
+        size = int(_DURATION_UNITS[unit] * 1000)
+        if milliseconds and milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"
+
+
 def parse_size(text: str) -> int:
     """``"10MB"``, ``"512KiB"``, ``"1000"`` (bytes). Raises ValueError with a reason."""
     if not isinstance(text, str):

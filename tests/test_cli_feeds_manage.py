@@ -226,6 +226,21 @@ def test_export_then_import_round_trips(config: Path, tmp_path: Path) -> None:
     assert ("Studio Tamani", "https://www.studiotamani.org/feed", ("africa", "sahel"), None) in copied
 
 
+def test_export_then_import_keeps_disabled_feeds_and_intervals(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[monitor]\n\n[[feeds]]\nname = "Paused"\nurl = "https://e.org/paused"\nenabled = false\n'
+                      'interval = "2h"\n\n[[feeds]]\nname = "Hourly"\nurl = "https://e.org/hourly"\ninterval = "1h"\n'
+                      '\n[[feeds]]\nname = "Plain"\nurl = "https://e.org/plain"\ntags = ["sahel"]\n', encoding="utf-8")
+    exported = tmp_path / "out.opml"
+    assert run(config, "export", "--output", str(exported)).exit_code == 0
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text("[monitor]\n", encoding="utf-8")
+    result = run(fresh, "import", str(exported))
+    assert result.exit_code == 0, result.output
+    assert load_config(fresh).feeds == load_config(config).feeds     # a disabled feed is not polled again
+    assert run(fresh, "import", str(exported)).output.startswith("skipped")
+
+
 # --------------------------------------------------------------------------- remove / enable / disable
 
 

@@ -21,7 +21,7 @@ from monitor.cli.common import AppContext, count_type, feed_url_argument, emit_j
 from monitor.configedit import FeedChange, add_feed, add_feeds, remove_feed, set_feed_enabled, url_keys
 from monitor.errors import MonitorError, OPMLError, ParseError, UsageError
 from monitor.opml import OpmlEntry, read_opml, write_opml
-from monitor.timeutil import parse_duration
+from monitor.timeutil import format_duration, parse_duration
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
 
@@ -147,8 +147,8 @@ def feeds_import(app: AppContext, file: Path, dry_run: bool, output_format: str)
     except OSError as exc:
         raise OPMLError(f"{file}: cannot be read: {exc.strerror or exc}") from exc
     result = read_opml(data, source=str(file))
-    feeds = [{"title": e.title, "url": e.xml_url, "tags": list(e.tags), "language": e.language}
-             for e in result.entries]
+    feeds = [{"title": e.title, "url": e.xml_url, "tags": list(e.tags), "language": e.language,
+              "enabled": e.enabled, "interval": e.interval} for e in result.entries]
     changes = add_feeds(app.config_path, feeds, rename=True, dry_run=dry_run) if feeds else []
     report = _import_report(file, result, changes, dry_run)
     if output_format == "json":
@@ -201,13 +201,15 @@ def _print_import_report(report: dict[str, Any]) -> None:
               help="Write to this file [default: standard output].")
 @pass_app
 def feeds_export(app: AppContext, output: Path | None) -> None:
-    """Write the configured feeds as OPML 2.0 (titles, tags as folders, languages).
+    """Write the configured feeds as OPML 2.0 (titles, tags as folders, languages, intervals).
 
-    `newsmon feeds import` of the result gives back the same names, URLs and tags (tags are
-    read back in their normal form: lower-case words joined by "-").
+    `newsmon feeds import` of the result gives back the same names, URLs, tags, intervals and
+    disabled feeds (tags are read back in their normal form: lower-case words joined by "-";
+    a disabled feed is an outline with isComment="true").
     """
     config = app.config()
-    entries = [OpmlEntry(title=feed.name, xml_url=feed.url, tags=feed.tags, language=feed.language)
+    entries = [OpmlEntry(title=feed.name, xml_url=feed.url, tags=feed.tags, language=feed.language,
+                         enabled=feed.enabled, interval=format_duration(feed.interval) if feed.interval else None)
                for feed in config.feeds]
     data = write_opml(entries, title="newsmon feeds")
     if output is None:
