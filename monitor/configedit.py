@@ -11,6 +11,9 @@ Comments, blank lines and key order stay as the user wrote them. Every edit foll
    never leaves a half-written file; the original's permission bits (and owner, as root) are kept.
    If the file changed on disk meanwhile, nothing is written (``ConfigError``).
 
+Edits by newsmon itself (two ``feeds add`` run at once) wait for each other: each holds an exclusive
+``flock`` on the config's folder from step 1 to step 4, so neither overwrites the other's change.
+
 How the text is changed: ``[[feeds]]`` tables are located line by line and edited in place
 (appending after the last feed, cutting a feed out, setting ``enabled``), which keeps large
 configs fast (10,000 feeds import in a few seconds). When that cannot be done safely (feeds
@@ -37,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import fcntl
+import functools
 import logging
 import os
 import re
@@ -44,7 +49,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 import tomlkit
@@ -146,6 +151,29 @@ class _Source:
     stat: os.stat_result
     config: Config
     bom: bool = False         # the file starts with a UTF-8 byte order mark: ``text`` is without it, writes keep it
+
+
+_Edit = TypeVar("_Edit", bound=Callable[..., Any])
+
+
+def _serialised(edit: _Edit) -> _Edit:
+    """Run an edit of the config ``path`` (its first argument) holding an exclusive lock on the config's folder:
+    the file itself is replaced by each edit, so a lock on it would not be seen by the next one. Without a
+    folder to lock, the edit runs and ``_read`` reports the problem."""
+
+    @functools.wraps(edit)
+    def locked(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
+        try:
+            folder = os.open(Path(path).resolve().parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return edit(path, *args, **kwargs)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            return edit(path, *args, **kwargs)
+        finally:
+            os.close(folder)  # releases the lock
+
+    return locked  # type: ignore[return-value]
 
 
 def _read(path: str | os.PathLike[str]) -> _Source:
@@ -462,6 +490,7 @@ def _expected_feed(name: str, values: Mapping[str, Any]) -> FeedConfig:
 # --------------------------------------------------------------------------- public API
 
 
+@_serialised
 def add_feeds(
     path: str | os.PathLike[str],
     feeds: Sequence[Mapping[str, Any]],
@@ -595,6 +624,7 @@ def _unknown_feed_message(name: str, names: list[str]) -> str:
     return f"no feed named {name!r}; `newsmon feeds list` shows the names"
 
 
+@_serialised
 def remove_feed(path: str | os.PathLike[str], name: str) -> FeedChange:
     """Remove the feed called ``name`` (exact name); unknown names are a ``UsageError`` with a suggestion."""
     source = _read(path)
@@ -626,6 +656,7 @@ def _remove_lines(source: _Source, index: int) -> str:
     return lines.text()
 
 
+@_serialised
 def set_feed_enabled(path: str | os.PathLike[str], name: str, enabled: bool) -> bool:
     """Enable or disable a feed. Returns False when it was already in that state (nothing written)."""
     source = _read(path)

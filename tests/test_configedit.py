@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import stat
 from pathlib import Path
 
@@ -392,3 +394,25 @@ def test_a_byte_order_mark_survives_the_tomlkit_path(tmp_path: Path) -> None:
     data = path.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\xef\xbb\xbf") == 1
     assert _names(path) == ["[[feeds]]", "B"]
+
+
+ADD_IN_A_LOOP = """
+import sys
+from monitor.configedit import add_feed
+for number in range(int(sys.argv[3])):
+    add_feed(sys.argv[1], {"url": f"https://e.org/{sys.argv[2]}{number}", "name": f"{sys.argv[2]} {number}"})
+"""
+
+
+def test_concurrent_adds_from_two_processes_all_land(config: Path) -> None:
+    # Two shells running `newsmon feeds add` at once: each add must be kept (or refused), never reported as
+    # added and then overwritten by the other process's write.
+    env = {**os.environ, "PYTHONPATH": str(STARTER.parents[2])}
+    processes = [subprocess.Popen([sys.executable, "-c", ADD_IN_A_LOOP, str(config), tag, "60"], env=env,
+                                  stderr=subprocess.PIPE, text=True) for tag in ("left", "right")]
+    errors = [process.communicate(timeout=300)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], errors
+    names = _names(config)
+    assert len(names) == 3 + 120
+    assert {f"{tag} {number}" for tag in ("left", "right") for number in range(60)} <= set(names)
+    assert _comment_lines(config.read_text(encoding="utf-8")) == _comment_lines(SAMPLE)
