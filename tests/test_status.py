@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import parse_config
 from monitor.errors import UsageError
 from monitor.models import Article
 from monitor.pipeline import ingest_articles
@@ -121,6 +122,21 @@ def test_collect_status_counts_feeds_by_health(store: Store, tmp_path: Path) -> 
     assert report["database"]["bytes"] > 0 and report["database"]["schema"] >= 1
     assert not report["daemon"]["running"]
     json.dumps(report)
+
+
+def test_feeds_taken_out_of_the_config_are_not_reported_gone_or_moved(store: Store, tmp_path: Path) -> None:
+    # status said "gone ... remove it from the config" (and "moved ... update the config") about feeds the
+    # user had already removed, and counted them among the enabled feeds' states.
+    polled = {"last_fetch": to_iso(NOW - timedelta(minutes=10))}
+    add_feed(store, "kept", last_success=to_iso(NOW), next_check=to_iso(NOW + timedelta(minutes=5)), **polled)
+    add_feed(store, "gone", gone=1, last_error="HTTP 410", **polled)
+    add_feed(store, "moved", permanent_url="https://moved.example.net/rss", **polled)
+    config = parse_config('[[feeds]]\nname = "kept"\nurl = "https://kept.example.org/rss"\n', "feeds.toml")
+    store.sync_feeds(config.feeds, now=NOW)             # what a reload or `newsmon init` does after the edit
+    report = collect_status(store.conn, db_path=tmp_path / "archive.db", now=NOW, failing_after=5)
+    feeds = report["feeds"]
+    assert (feeds["enabled"], feeds["ok"], feeds["gone"], feeds["disabled"]) == (1, 1, 0, 2)
+    assert report["gone"] == [] and report["moved"] == []
 
 
 def test_status_of_an_older_archive_without_story_and_alert_tables(tmp_path: Path) -> None:

@@ -121,7 +121,8 @@ def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, An
     """Feed counts by state, and the feeds that need a human: failing, gone, moved.
 
     Each enabled feed is in one of ok, never_polled, erroring, failing and gone: a feed is ok only once a
-    poll of it went well (never_polled feeds have not been fetched yet)."""
+    poll of it went well (never_polled feeds have not been fetched yet). Disabled feeds (also those taken out
+    of the config) are only counted: they need no action, so they are not listed as gone or moved."""
     db = raw_connection(conn)
     now_text = to_iso(now)
     row = db.execute(
@@ -135,7 +136,7 @@ def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, An
                SUM(enabled = 1 AND gone = 0 AND consecutive_errors >= :failing),
                SUM(enabled = 1 AND gone = 0 AND (next_check IS NULL OR next_check <= :now)),
                SUM(enabled = 1 AND gone = 0 AND lease_until >= :now),
-               SUM(gone = 1),
+               SUM(enabled = 1 AND gone = 1),
                SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL
                    AND last_success IS NULL AND last_fetch IS NULL)
         FROM feeds
@@ -161,13 +162,13 @@ def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, An
     ]
     gone = [
         {"name": r[0], "url": r[1], "last_error": r[2]}
-        for r in db.execute("SELECT name, url, last_error FROM feeds WHERE gone = 1 ORDER BY name")
+        for r in db.execute("SELECT name, url, last_error FROM feeds WHERE enabled = 1 AND gone = 1 ORDER BY name")
     ]
     moved = [
         {"name": r[0], "url": r[1], "permanent_url": r[2]}
         for r in db.execute(
-            "SELECT name, url, permanent_url FROM feeds WHERE permanent_url IS NOT NULL AND permanent_url != url "
-            "ORDER BY name"
+            "SELECT name, url, permanent_url FROM feeds WHERE enabled = 1 AND permanent_url IS NOT NULL "
+            "AND permanent_url != url ORDER BY name"
         )
     ]
     return {"counts": counts, "failing": failing, "erroring": erroring, "gone": gone, "moved": moved}
