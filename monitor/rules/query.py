@@ -223,7 +223,9 @@ class _Lexer:
         if word in OPERATORS:
             self.tokens.append(_Tok(word, start))
             return
-        if word == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
+        if word.upper() == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
+            if word != "NEAR":  # near(a b, 5) would otherwise be the words near, a, b and 5: almost never found
+                raise self.error("NEAR is written in capitals, like the operators: NEAR(word word, 10)", start)
             self.tokens.append(_Tok("NEAR", start, near=self._near(start)))
             return
         field_match = _FIELD_WORD.match(word)
@@ -233,8 +235,10 @@ class _Lexer:
                 raise self.error(_unknown_field_message(name), start)
             self.tokens.append(_Tok("FIELD", start, name.lower()))
             rest = word[field_match.end():]
-            if rest == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
+            if rest.upper() == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
                 near_at = start + field_match.end()
+                if rest != "NEAR":
+                    raise self.error("NEAR is written in capitals, like the operators: NEAR(word word, 10)", near_at)
                 self.tokens.append(_Tok("NEAR", near_at, near=self._near(near_at)))
             elif rest:
                 if rest[0] == "-" and len(rest) > 1:  # title:-Niger would otherwise be title:Niger
