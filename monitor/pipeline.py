@@ -34,7 +34,9 @@ from monitor.rules import RuleMatch, RuleSet
 from monitor.schedule import next_check
 from monitor.store import Store
 from monitor.store import leases
-from monitor.store.matches import feed_row_of, match_doc, new_article_doc, record_matches
+from monitor.store.matches import (
+    feed_row_of, forget_matches_of_article, match_doc, new_article_doc, record_matches,
+)
 from monitor.stories import Features, StoryClusterer, Tuning
 from monitor.timeutil import from_iso, to_iso, utcnow
 
@@ -495,6 +497,9 @@ def _ingest(
                 doc = match_doc(conn, write.article_id)
             matches = ruleset.match(doc)
             record_matches(conn, write.article_id, matches, now)
+            if write.status == "updated":  # a revised text may no longer match a rule it matched before
+                forget_matches_of_article(conn, write.article_id, (rule.name for rule in ruleset.rules),
+                                          keep=(match.rule for match in matches))
         if config is not None and matches:
             enqueued = alerts_module.enqueue_for_article(
                 conn, config, article_id=write.article_id, story_id=assignment.story_id,

@@ -34,3 +34,18 @@ def test_another_outlets_version_of_a_stored_article_is_matched_as_stored(tmp_pa
     assert matched == found and len(found) == 1
     assert len(world.alerts()) == 1
     world.close()
+
+
+def test_a_revision_that_no_longer_matches_takes_the_match_back(tmp_path: Path) -> None:
+    """The feed rewrites an article so that it no longer says Mali: its match goes, as `rules rematch`
+    would take it back, so `search --rule mali` and a search for the query still agree."""
+    rules = RULES + '[[rules]]\nname = "paris"\nquery = "Paris"\n'
+    world = World(tmp_path, config_text(rules=rules))
+    world.ingest("A", make_article("story-1", "Talks in Paris on Mali", summary="Ministers met on Tuesday."))
+    assert _matched_and_found(world) == ([1], [1])
+    world.ingest("A", make_article("story-1", "Talks in Paris on Niger", summary="Ministers met on Tuesday."),
+                 now=later(minutes=10))
+    assert _matched_and_found(world) == ([], [])
+    with world.store.reading() as conn:
+        assert articles_for_rule(conn, "paris") == [1]        # the rule it still matches keeps its match
+    world.close()

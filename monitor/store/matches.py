@@ -55,6 +55,21 @@ def record_matches(conn: sqlite3.Connection, article_id: int, matches: list["Rul
     log.debug("matches recorded article=%d rules=%s", article_id, ",".join(m.rule for m in matches))
 
 
+def forget_matches_of_article(conn: sqlite3.Connection, article_id: int, rules: Iterable[str],
+                              keep: Iterable[str]) -> int:
+    """Drop the article's matches of ``rules`` not in ``keep`` (its text was revised and no longer matches
+    them); returns how many went."""
+    gone = sorted(set(rules) - set(keep))
+    if not gone:
+        return 0
+    marks = ",".join("?" * len(gone))
+    try:
+        cursor = conn.execute(f"DELETE FROM matches WHERE article_id = ? AND rule IN ({marks})", (article_id, *gone))
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot update the matches of article {article_id}: {exc}") from exc
+    return cursor.rowcount
+
+
 def delete_matches_for_rule(conn: sqlite3.Connection, rule: str) -> int:
     """Forget every match of ``rule`` (before ``rules rematch``); returns how many went."""
     try:
