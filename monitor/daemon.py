@@ -223,6 +223,10 @@ class Daemon:
             self._ctx = ctx
             self.config = config
             self._bring_forward_changed(previous_config, config)
+            if config.monitor.database != previous_config.monitor.database:
+                log.warning("monitor.database changed in the config: a reload keeps the open archive; a restart "
+                            "applies it (unless --db or NEWSMON_DB names the archive) db=%s configured=%s",
+                            self.db_path, config.monitor.database)
             if old is not None and old.fetcher is not ctx.fetcher:
                 self._retired_fetchers.append(old.fetcher)  # in-flight polls may still use it; closed at exit
             self._network.min_hosts = _min_outage_hosts(config)

@@ -306,6 +306,14 @@ def test_sighup_reloads_and_rejects_a_bad_config(tmp_path: Path, server: FeedSer
     assert len(server.requests_for("/one.xml")) <= one_after   # removed: no more polls
     assert daemon.feed("one")["enabled"] == 0
 
+    # another archive named in the config: kept as it is until a restart, and said so
+    daemon.config.write_text(config_text(feed_toml("two", server.url("/two.xml")),
+                                         feed_toml("hourly", server.url("/hourly.xml"), "2s"),
+                                         database=str(tmp_path / "other.db")))
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: "monitor.database changed in the config" in daemon.log(), what="the restart warning")
+    assert not (tmp_path / "other.db").exists()
+
     daemon.config.write_text("[monitor]\ndefault_interval = \"soon\"\n" + feed_toml("two", server.url("/two.xml")))
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: "config reload rejected" in daemon.log(), what="rejection")
