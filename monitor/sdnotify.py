@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ class Notifier:
         return self.notify("WATCHDOG=1")
 
     def reloading(self) -> bool:
-        return self.notify("RELOADING=1")
+        """RELOADING=1 with the CLOCK_MONOTONIC time of the request, as sd_notify(3) asks (systemd 253 and
+        newer use it to tell this reload from an earlier one)."""
+        return self.notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
 
     def stopping(self, status: str | None = None) -> bool:
         fields = ["STOPPING=1"]

@@ -506,7 +506,10 @@ def test_daemon_talks_to_systemd(tmp_path: Path, server: FeedServer, running: li
     messages = listener.drain()
     listener.close()
     assert messages[0].startswith("READY=1")
-    assert any(m.startswith("RELOADING=1") for m in messages)
+    reloading = [m for m in messages if m.startswith("RELOADING=1")]
+    assert len(reloading) == 1
+    usec = reloading[0].split("\n")[1].removeprefix("MONOTONIC_USEC=")
+    assert usec.isdigit() and 0 < time.monotonic() * 1e6 - int(usec) < 120e6   # the same clock, a moment ago
     assert any(m.startswith("STOPPING=1") for m in messages)
     assert any(m.startswith("STATUS=") for m in messages)
 
