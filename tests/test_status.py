@@ -139,6 +139,33 @@ def test_feeds_taken_out_of_the_config_are_not_reported_gone_or_moved(store: Sto
     assert report["gone"] == [] and report["moved"] == []
 
 
+def test_feeds_list_after_a_url_edit_shows_the_new_url_without_the_old_ones_advice(tmp_path: Path) -> None:
+    """`feeds list` right after the URL is edited (no poll or reload yet): the old URL's 410, redirect and
+    errors are not the new URL's; the row shows what the next poll will start from."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    db = tmp_path / "archive.db"
+    with Store.open(db) as store:
+        add_feed(store, "desk", url="https://old.example.org/rss", gone=1, last_error="HTTP 410 Gone",
+                 consecutive_errors=3, permanent_url="https://elsewhere.example.org/rss",
+                 next_check=to_iso(NOW + timedelta(hours=6)))
+        add_feed(store, "kept", consecutive_errors=2, last_error="HTTP 500")
+    config = tmp_path / "feeds.toml"
+    config.write_text('[[feeds]]\nname = "desk"\nurl = "https://new.example.org/rss"\n'
+                      '[[feeds]]\nname = "kept"\nurl = "https://kept.example.org/rss"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "--db", str(db), "feeds", "list", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    listed = {feed["name"]: feed for feed in json.loads(result.output)}
+    desk = listed["desk"]
+    assert desk["url"] == "https://new.example.org/rss"
+    assert (desk["gone"], desk["moved_to"], desk["consecutive_errors"], desk["next_check"]) == (False, None, 0, None)
+    assert listed["kept"]["consecutive_errors"] == 2                 # an unchanged URL keeps its health
+    table = CliRunner().invoke(cli, ["--config", str(config), "--db", str(db), "feeds", "list"]).output
+    assert "gone" not in table.splitlines()[0].lower() and "elsewhere" not in table
+
+
 def test_status_of_an_older_archive_without_story_and_alert_tables(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "old.db")
     run_script(conn, CORE_SCHEMA)

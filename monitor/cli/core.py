@@ -112,6 +112,7 @@ def _select_feeds(config: Any, feed_names: tuple[str, ...]) -> list[str]:
 def feeds_list(app: AppContext, output_format: str) -> None:
     """Each configured feed with its health (last status, errors, next check)."""
     from monitor.schedule import is_failing
+    from monitor.store import as_configured
 
     config = app.config()
     rows: dict[str, dict[str, Any]] = {}
@@ -120,7 +121,7 @@ def feeds_list(app: AppContext, output_format: str) -> None:
         rows = {row["name"]: row for row in store.feed_rows()}
     listing = []
     for feed in config.feeds:
-        row = rows.get(feed.name, {})
+        row = as_configured(rows.get(feed.name, {}), feed.url)  # the URL edited, not yet seen by a poll
         errors = int(row.get("consecutive_errors") or 0)
         listing.append({
             "name": feed.name,

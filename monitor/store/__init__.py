@@ -70,6 +70,19 @@ _RECOGNISE_SQL = (
 )
 
 
+# What a feed's row forgets when its configured URL changes (it keeps its name, articles and history).
+URL_CHANGE_RESET: dict[str, Any] = {"etag": None, "last_modified": None, "body_hash": None, "gone": 0,
+                                    "permanent_url": None, "next_check": None, "consecutive_errors": 0}
+
+
+def as_configured(row: dict[str, Any], url: str) -> dict[str, Any]:
+    """A feed's row as it will be once the archive has seen ``url`` configured (what ``sync_feeds`` does
+    when a poll or a reload meets a changed URL): the old URL's validators, errors and advice do not apply."""
+    if not row or row.get("url") in (None, url):
+        return row
+    return {**row, "url": url, **URL_CHANGE_RESET}
+
+
 class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
         self.conn = conn
@@ -280,11 +293,9 @@ class Store:
                 )
                 if existing[feed.name][1] != feed.url:
                     log.info("feed URL changed feed=%s url=%s", feed.name, feed.url)
-                    conn.execute(
-                        "UPDATE feeds SET etag = NULL, last_modified = NULL, body_hash = NULL, gone = 0, "
-                        "permanent_url = NULL, next_check = NULL, consecutive_errors = 0 WHERE name = ?",
-                        (feed.name,),
-                    )
+                    columns = ", ".join(f"{column} = ?" for column in URL_CHANGE_RESET)
+                    conn.execute(f"UPDATE feeds SET {columns} WHERE name = ?",
+                                 (*URL_CHANGE_RESET.values(), feed.name))
             names = {feed.name for feed in configured}
             for name in existing:
                 if name not in names:
