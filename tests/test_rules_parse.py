@@ -51,6 +51,14 @@ def test_typographic_quotes_and_dashes() -> None:
         assert root(f"Mali{dash}Niger") == Term(("mali", "niger")), dash
 
 
+def test_a_pasted_headline_colon_is_punctuation() -> None:
+    """"Mali: la junte ..." pasted from a headline: a capitalised word, a colon and a space, and no field
+    name it could be a typo of."""
+    assert root("Mali: junte") == And((Term(("mali",)), Term(("junte",))))
+    assert root('Niger: "coup d’État"') == And((Term(("niger",)), Term(("coup", "d", "etat"))))
+    assert root("Burkina Faso:") == And((Term(("burkina",)), Term(("faso",))))
+
+
 def test_words_with_separators_are_phrases() -> None:
     assert root("l’armée") == Term(("l", "armee"))
     assert root('"Burkina Faso"') == Term(("burkina", "faso"))
@@ -109,6 +117,9 @@ ERRORS = [
     ("Mali langue:fr", "did you mean lang:?", 5),
     ("summry:x", "did you mean summary:?", 0),
     ("colour:red", "unknown field colour:", 0),
+    ("Mali:junte", "unknown field Mali:", 0),
+    ("Titel: Mali", "did you mean title:?", 0),
+    ("source: RFI", "unknown field source:", 0),
     ("NEAR(Goïta junte)", "NEAR needs a distance", 16),
     ("NEAR(Goïta junte, )", "NEAR needs a distance", 16),
     ("NEAR(Goïta junte, ten)", "whole number", 18),

@@ -232,6 +232,11 @@ class _Lexer:
         if field_match:
             name = field_match.group(1)
             if name.lower() not in ALL_FIELDS:
+                rest = word[field_match.end():]
+                at_space = self.pos >= len(self.text) or self.text[self.pos] in _SPACE
+                if not rest and at_space and _headline_word(name):
+                    self._append_word(name, start, meta=False)  # "Mali: la junte", a headline pasted as a query
+                    return
                 raise self.error(_unknown_field_message(name), start)
             self.tokens.append(_Tok("FIELD", start, name.lower()))
             rest = word[field_match.end():]
@@ -318,6 +323,12 @@ class _Lexer:
         if not words:
             raise self.error("this phrase has no words in it", tok.pos)
         return Term(words, prefix=tok.prefix)
+
+
+def _headline_word(name: str) -> bool:
+    """A capitalised word before a colon and a space ("Mali: la junte") that looks like no field name is a
+    word of a pasted headline, not a field; "titel:" or "source:" stay errors (a field was meant)."""
+    return name[0].isupper() and not difflib.get_close_matches(name.lower(), ALL_FIELDS, n=1, cutoff=0.75)
 
 
 def _unknown_field_message(name: str) -> str:
