@@ -26,9 +26,6 @@ from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
-# Feed columns a poll learns about the URL it fetched (sync_feeds resets them when the configured URL changes).
-_URL_BOUND_COLUMNS = frozenset({"etag", "last_modified", "body_hash", "gone", "permanent_url", "next_check",
-                                "retry_after", "consecutive_errors"})
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -70,9 +67,11 @@ _RECOGNISE_SQL = (
 )
 
 
-# What a feed's row forgets when its configured URL changes (it keeps its name, articles and history).
+# The feed columns a poll learns about the URL it fetched, and what they become when the configured URL
+# changes (the feed keeps its name, articles and history; ``sync_feeds`` applies this).
 URL_CHANGE_RESET: dict[str, Any] = {"etag": None, "last_modified": None, "body_hash": None, "gone": 0,
-                                    "permanent_url": None, "next_check": None, "consecutive_errors": 0}
+                                    "permanent_url": None, "next_check": None, "retry_after": None,
+                                    "consecutive_errors": 0}
 
 
 def as_configured(row: dict[str, Any], url: str) -> dict[str, Any]:
@@ -334,7 +333,7 @@ class Store:
             if current is not None and current[0] != polled_url:
                 log.info("feed URL changed during a poll, its schedule and validators are not kept "
                          "feed_id=%d old_url=%s url=%s", feed_id, polled_url, current[0])
-                values = {column: value for column, value in values.items() if column not in _URL_BOUND_COLUMNS}
+                values = {column: value for column, value in values.items() if column not in URL_CHANGE_RESET}
         if not values:
             return
         columns = ", ".join(f"{column} = ?" for column in values)
