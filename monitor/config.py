@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor import PROJECT_URL, __version__
 from monitor.errors import ConfigError, QueryError
-from monitor.timeutil import parse_duration, parse_size
+from monitor.timeutil import format_duration, parse_duration, parse_size
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.toml")
 DEFAULT_DB_PATH = Path("storage/newsmon.db")
@@ -243,7 +243,7 @@ class _Loader:
         except ValueError as exc:
             raise self.error(_join(where, key), str(exc)) from None
         if parsed < minimum:
-            raise self.error(_join(where, key), f"must be at least {_format_duration(minimum)}, not {value!r}")
+            raise self.error(_join(where, key), f"must be at least {format_duration(minimum)}, not {value!r}")
         return parsed
 
     def size(self, table: dict[str, Any], key: str, where: str, default: int) -> int:
@@ -505,11 +505,6 @@ def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
              dict: "a table"}
     return names.get(type(value), type(value).__name__)
-
-
-def _format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m"
 
 
 def _unknown_channel(name: str, known: set[str]) -> str:

@@ -39,7 +39,7 @@ from monitor.alerts.redact import redact_text
 from monitor.alerts.render import render, test_message
 from monitor.errors import AlertError, UsageError
 from monitor.store import alerts as outbox_sql
-from monitor.timeutil import from_iso, to_iso, utcnow
+from monitor.timeutil import format_duration, from_iso, to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -176,21 +176,13 @@ def _release_dead_claims(conn: sqlite3.Connection, now: datetime) -> None:
 def _expire(conn: sqlite3.Connection, now: datetime, give_up: timedelta) -> int:
     expired = outbox_sql.expired_pending(conn, now - give_up)
     for row in expired:
-        reason = f"gave up: not delivered within {_human(give_up)}"
+        reason = f"gave up: not delivered within {format_duration(give_up)}"
         if row["last_error"]:
             reason += f" (last error: {row['last_error']})"
         outbox_sql.mark_failed(conn, row["id"], reason, count_attempt=False)
         log.warning("alert failed for good alert_id=%s rule=%s channel=%s attempts=%s error=%s", row["id"],
                     row["rule"], row["channel"], row["attempts"], reason)
     return len(expired)
-
-
-def _human(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _is_group(row: dict[str, Any]) -> bool:

@@ -26,7 +26,6 @@ from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
 
-
 BUSY_TIMEOUT_MS = 30_000
 
 
