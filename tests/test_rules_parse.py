@@ -128,6 +128,7 @@ ERRORS = [
     ("Mali near(Goïta junte, 5)", "NEAR is written in capitals", 5),
     ("Near(a b, 3)", "NEAR is written in capitals", 0),
     ("title:near(a b, 3)", "NEAR is written in capitals", 6),
+    ("title:\u2013Niger", "put the - before the field", 6),   # an en dash there is a minus too
     ("ma*li", "wildcard", 2),
     ("*", "wildcard", 0),
     ("()", "empty parentheses", 0),

@@ -223,35 +223,38 @@ class _Lexer:
         if word in OPERATORS:
             self.tokens.append(_Tok(word, start))
             return
-        if word.upper() == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
-            if word != "NEAR":  # near(a b, 5) would otherwise be the words near, a, b and 5: almost never found
-                raise self.error("NEAR is written in capitals, like the operators: NEAR(word word, 10)", start)
+        if self._opens_near(word, start):
             self.tokens.append(_Tok("NEAR", start, near=self._near(start)))
             return
         field_match = _FIELD_WORD.match(word)
         if field_match:
             name = field_match.group(1)
+            rest = word[field_match.end():]
             if name.lower() not in ALL_FIELDS:
-                rest = word[field_match.end():]
                 at_space = self.pos >= len(self.text) or self.text[self.pos] in _SPACE
                 if not rest and at_space and _headline_word(name):
                     self._append_word(name, start, meta=False)  # "Mali: la junte", a headline pasted as a query
                     return
                 raise self.error(_unknown_field_message(name), start)
             self.tokens.append(_Tok("FIELD", start, name.lower()))
-            rest = word[field_match.end():]
-            if rest.upper() == "NEAR" and self.pos < len(self.text) and self.text[self.pos] == "(":
-                near_at = start + field_match.end()
-                if rest != "NEAR":
-                    raise self.error("NEAR is written in capitals, like the operators: NEAR(word word, 10)", near_at)
-                self.tokens.append(_Tok("NEAR", near_at, near=self._near(near_at)))
+            rest_at = start + field_match.end()
+            if self._opens_near(rest, rest_at):
+                self.tokens.append(_Tok("NEAR", rest_at, near=self._near(rest_at)))
             elif rest:
-                if rest[0] == "-" and len(rest) > 1:  # title:-Niger would otherwise be title:Niger
-                    raise self.error(_negated_scope_message(name.lower(), rest.lstrip("-") or "..."),
-                                     start + field_match.end())
-                self._append_word(rest, start + field_match.end(), meta=name.lower() in META_FIELDS)
+                if rest[0] in _MINUS and len(rest) > 1:  # title:-Niger would otherwise be title:Niger
+                    raise self.error(_negated_scope_message(name.lower(), rest.lstrip(_MINUS) or "..."), rest_at)
+                self._append_word(rest, rest_at, meta=name.lower() in META_FIELDS)
             return
         self._append_word(word, start, meta=False)
+
+    def _opens_near(self, word: str, start: int) -> bool:
+        """Is ``word`` (at ``start``) the NEAR operator, its "(" next? Written otherwise than in capitals it is
+        an error: near(a b, 5) would be the words near, a, b and 5, almost never found."""
+        if word.upper() != "NEAR" or self.pos >= len(self.text) or self.text[self.pos] != "(":
+            return False
+        if word != "NEAR":
+            raise self.error("NEAR is written in capitals, like the operators: NEAR(word word, 10)", start)
+        return True
 
     def _append_word(self, word: str, start: int, *, meta: bool) -> None:
         if meta:
