@@ -104,7 +104,7 @@ def find_feed_links(body: bytes, page_url: str, content_type: str | None = None)
     base = page_url
     base_tag = soup.find("base", href=True)
     if base_tag is not None:
-        base = urljoin(page_url, str(base_tag["href"]).strip())
+        base = _joined(page_url, str(base_tag["href"])) or page_url  # an unusable <base> is ignored
     links: list[FeedLink] = []
     seen: set[str] = set()
     for tag in soup.find_all(["link", "a"], href=True):
@@ -113,12 +113,22 @@ def find_feed_links(body: bytes, page_url: str, content_type: str | None = None)
         media_type = str(tag.get("type") or "").split(";", 1)[0].strip().lower()
         if not rels & {"alternate", "feed"} or (media_type not in FEED_LINK_TYPES and "feed" not in rels):
             continue
-        href = urljoin(base, str(tag["href"]).strip())
-        if urlsplit(href).scheme not in ("http", "https") or href in seen:
+        href = _joined(base, str(tag["href"]))
+        if href is None or href in seen:
             continue
         seen.add(href)
         links.append(FeedLink(url=href, title=" ".join(str(tag.get("title") or "").split()), type=media_type))
     return links
+
+
+def _joined(base: str, href: str) -> str | None:
+    """``href`` made absolute against ``base``; None unless that is an http(s) URL urllib can read
+    (a page may carry anything, such as an unclosed IPv6 literal ``http://[oops/feed``)."""
+    try:
+        joined = urljoin(base, href.strip())
+        return joined if urlsplit(joined).scheme in ("http", "https") else None
+    except ValueError:
+        return None
 
 
 def _try(url: str, title: str, source: str, fetcher: FetcherLike, discovery: Discovery, seen: set[str]) -> None:

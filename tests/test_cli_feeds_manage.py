@@ -127,6 +127,17 @@ def test_add_without_any_feed_fails_cleanly(config: Path, server: FeedServer) ->
     assert result.exit_code == 1 and "error:" in result.output
 
 
+def test_add_a_page_with_a_link_urllib_cannot_read(config: Path, server: FeedServer) -> None:
+    server.add("/", '<html><head><base href="http://[::1/">'
+               '<link rel="alternate" type="application/rss+xml" href="http://[oops/rss.xml">'
+               "</head><body></body></html>", content_type="text/html")
+    result = run(config, "add", server.url("/"))
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "a clean exit, not a ValueError traceback"
+    assert "no working feed found" in result.output
+    assert config.read_text(encoding="utf-8") == CONFIG
+
+
 @pytest.mark.parametrize("args", [["--interval", "soon"], ["--language", "French"], ["--choose", "0"],
                                   ["--name", "al jazeera"]])
 def test_add_bad_options_exit_2(config: Path, args: list[str]) -> None:

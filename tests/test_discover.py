@@ -146,3 +146,13 @@ def test_find_feed_links_reads_types_rels_and_encodings() -> None:
         ("http://site.example/c", ""),
         ("http://site.example/x/d.atom", ""),
     ]
+
+
+def test_links_and_base_urllib_cannot_read_are_skipped(server: FeedServer, fetcher: Fetcher) -> None:
+    """An unclosed IPv6 literal in a page's <base> or feed link made urljoin raise ValueError: a traceback
+    from `newsmon feeds add` instead of the feeds the page's other links offer."""
+    server.add("/", page('<base href="http://[::1/news/">'
+                         '<link rel="alternate" type="application/rss+xml" href="http://[oops/feed">'
+                         '<link rel="alternate" type="application/rss+xml" href="/rss.xml">'), content_type="text/html")
+    server.add("/rss.xml", RSS.format(title="Works"))
+    assert [(c.url, c.title) for c in discover(server.url("/"), fetcher)] == [(server.url("/rss.xml"), "Works")]
