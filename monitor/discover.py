@@ -27,7 +27,7 @@ from bs4 import BeautifulSoup
 from monitor.errors import FetchError, ParseError
 from monitor.models import FetchResult, ParsedFeed
 from monitor.normalize import canonical_url
-from monitor.parse import parse_feed
+from monitor.parse import content_type_charset, parse_feed
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def explore(url: str, fetcher: FetcherLike, *, guess_paths: bool = True) -> Disc
 
 def find_feed_links(body: bytes, page_url: str, content_type: str | None = None) -> list[FeedLink]:
     """Feed links announced in an HTML page, in document order, hrefs made absolute (http(s) only)."""
-    encoding = _charset(content_type)
+    encoding = content_type_charset(content_type)
     soup = BeautifulSoup(body, "html.parser", from_encoding=encoding)
     base = page_url
     base_tag = soup.find("base", href=True)
@@ -167,10 +167,3 @@ def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
-
-def _charset(content_type: str | None) -> str | None:
-    for parameter in (content_type or "").split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            return value.strip().strip("\"'")
-    return None

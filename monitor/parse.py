@@ -21,6 +21,7 @@ an error; a feed that is not well-formed keeps every entry feedparser recovered 
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -47,6 +48,10 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _PERMALINK_KEY = "newsmon_guid_is_permalink"
 _SNIFF_BYTES = 2048
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # has a scheme
+_XML_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+# single-byte encodings a server or template names by default while it sends UTF-8 (codecs' own names)
+_LATIN_DEFAULTS = frozenset({"ascii", "iso8859-1", "iso8859-15", "cp1252"})
+_UTF8_BOM = b"\xef\xbb\xbf"
 BOZO_MAX_CHARS = 200
 
 _dict_get = dict.get  # FeedParserDict.get goes through its alias machinery; entries are read a lot
@@ -66,6 +71,9 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str |
     response_headers = {str(name).lower(): str(value) for name, value in (headers or {}).items()}
     if _is_json(body, response_headers.get("content-type", "")):
         return parse_json_feed(body)
+    mislabelled = _mislabelled_utf8(body, response_headers.get("content-type", ""))
+    if mislabelled is not None:  # read as UTF-8 whatever the header or declaration says
+        response_headers["content-type"] = "application/xml; charset=utf-8"
     result = _run_feedparser(body, response_headers, url)
     entries_raw = result.get("entries") or []
     version = result.get("version") or ""
@@ -73,6 +81,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None, url: str |
     if not version and not entries_raw and not _has_feed_metadata(feed, body):
         raise _no_feed_error(body, result)
     bozo = _bozo_text(result) if result.get("bozo") else None
+    if mislabelled is not None and bozo is None:
+        bozo = f"CharacterEncodingOverride: document declared as {mislabelled}, but parsed as utf-8"
     if bozo:
         logger.debug("feed not well-formed url=%s warning=%s", url, bozo)
     feed_language = _feed_language(feed)
@@ -98,6 +108,45 @@ def _is_json(body: bytes, content_type: str) -> bool:
     if media_type in JSON_CONTENT_TYPES:
         return True
     return head.startswith(b"{") and _JSON_VERSION.search(body[:_SNIFF_BYTES * 8]) is not None
+
+
+def _mislabelled_utf8(body: bytes, content_type: str) -> str | None:
+    """The Latin-1, Windows-1252 or ASCII charset that the Content-Type header or the XML declaration
+    names for a body that is in fact UTF-8 (valid UTF-8 with characters beyond ASCII), else None.
+
+    Servers and templates name these by default whatever they send; feedparser believes the label and
+    turns every accent into mojibake ("prÃ©sident"). Text really written in one of them is practically
+    never valid UTF-8 as well (an accented letter would have to be followed by exactly the right symbols)."""
+    if body.isascii():
+        return None
+    declared = [content_type_charset(content_type)]
+    match = _XML_DECLARED_ENCODING.match(body[len(_UTF8_BOM):512] if body.startswith(_UTF8_BOM) else body[:512])
+    if match is not None:
+        declared.append(match.group(1).decode("ascii"))
+    latin = next((name for name in declared if name and _codec_name(name) in _LATIN_DEFAULTS), None)
+    if latin is None:
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return latin.lower()
+
+
+def content_type_charset(content_type: str | None) -> str | None:
+    """The charset parameter of a Content-Type header value, else None."""
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip("\"'")
+    return None
+
+
+def _codec_name(label: str) -> str | None:
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
 
 
 def _run_feedparser(body: bytes, headers: dict[str, str], url: str | None) -> Any:

@@ -260,6 +260,43 @@ def test_latin1_feed_without_headers_still_reads(corpora: Path) -> None:
     assert "La criminalité liée surtout à... l'ennui ?" in [entry.title for entry in parsed.entries]
 
 
+UTF8_FRENCH = "Le président malien à Bamako – coopération « sécuritaire »"
+
+
+@pytest.mark.parametrize("declaration", ["iso-8859-1", "windows-1252", "us-ascii", "utf-8", None])
+@pytest.mark.parametrize("content_type", [
+    None, "application/rss+xml", "text/xml", "application/octet-stream", "application/rss+xml; charset=windows-1252",
+    "application/xml; charset=ISO-8859-1", "text/html; charset=iso-8859-1", 'application/atom+xml; charset="cp1252"',
+])
+def test_utf8_labelled_latin1_or_windows_1252_keeps_its_accents(declaration: str | None,
+                                                                content_type: str | None) -> None:
+    """UTF-8 bytes named Windows-1252 or Latin-1 by the server or the XML declaration (a server default, a
+    template) were decoded as labelled: 'Le prÃ©sident malien Ã  Bamako â€“'."""
+    prolog = f'<?xml version="1.0" encoding="{declaration}"?>' if declaration else ""
+    body = (f'{prolog}<rss version="2.0"><channel><title>T</title><item><title>{UTF8_FRENCH}</title>'
+            "<link>https://example.org/1</link></item></channel></rss>").encode("utf-8")
+    parsed = parse_feed(body, {"Content-Type": content_type} if content_type else {})
+    assert parsed.entries[0].title == UTF8_FRENCH
+
+
+def test_utf8_read_against_its_label_is_reported() -> None:
+    body = (f'<?xml version="1.0" encoding="windows-1252"?><rss version="2.0"><channel><title>T</title>'
+            f"<item><title>{UTF8_FRENCH}</title></item></channel></rss>").encode("utf-8")
+    parsed = parse_feed(body, {"Content-Type": "application/rss+xml"})
+    assert parsed.bozo == "CharacterEncodingOverride: document declared as windows-1252, but parsed as utf-8"
+
+
+@pytest.mark.parametrize("content_type", ["application/rss+xml; charset=windows-1252", "application/rss+xml"])
+def test_real_windows_1252_and_latin1_are_still_read_as_labelled(content_type: str) -> None:
+    for encoding in ("windows-1252", "iso-8859-1"):
+        title = "Le président malien à Bamako : l’armée" if encoding == "windows-1252" else "Goïta à Bamako"
+        body = (f'<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel><title>T</title>'
+                f"<item><title>{title}</title></item></channel></rss>").encode(encoding)
+        parsed = parse_feed(body, {"Content-Type": content_type})
+        assert parsed.entries[0].title == title, encoding
+        assert parsed.bozo is None
+
+
 # -------------------------------------------------------------------------------------- error kinds
 
 @pytest.mark.parametrize("body", [b"", b"   \n\t  "])

@@ -222,6 +222,26 @@ def test_ctrl_c_stops_a_poll_after_the_feeds_in_flight(tmp_path: Path, feed_serv
     assert sqlite3.connect(db).execute("SELECT count(*) FROM articles").fetchone()[0] == count
 
 
+@pytest.mark.parametrize("content_type", ["application/rss+xml; charset=windows-1252", "text/html; charset=ISO-8859-1"])
+def test_utf8_feed_served_with_a_latin_charset_is_stored_with_its_accents(
+    tmp_path: Path, corpora: Path, feed_server: FeedServer, content_type: str
+) -> None:
+    """Le Monde's UTF-8 feed behind a server whose default charset is Windows-1252 or Latin-1: the titles
+    were stored as mojibake ("Open dâ€™AustralieÂ : la FranÃ§aise"), so searches for their words failed."""
+    body = (corpora / "real-feeds" / "lemonde_une_2024-01-18.xml").read_bytes()
+    feed_server.add("/une.xml", body, content_type=content_type)
+    config = write_config(tmp_path / "feeds.toml", [("Le Monde", feed_server.url("/une.xml"))])
+    db = tmp_path / "archive.db"
+    result = run("--config", str(config), "--db", str(db), "poll")
+    assert result.exit_code == 0, result.output
+    titles = {row[0] for row in sqlite3.connect(db).execute("SELECT title FROM articles")}
+    expected = {" ".join(entry.title.split()) for entry in feedparser.parse(body).entries}
+    assert titles == expected
+    assert any("Française Clara Burel" in title for title in titles)
+    search = run("--db", str(db), "search", "title:Française", "--format", "json")
+    assert search.exit_code == 0 and len(json.loads(search.output)) >= 1, search.output
+
+
 def test_permanent_redirect_and_gone_are_recorded(tmp_path: Path, real_feeds: list[Path],
                                                   feed_server: FeedServer) -> None:
     feed_server.add("/new.xml", real_feeds[2].read_bytes())
