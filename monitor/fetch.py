@@ -397,8 +397,10 @@ class _Inflater:
         # zlib wrapper turns out to be missing
         self._head: bytes | None = None if self._gzip else b""
         self._done = False
+        self._received = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        self._received = self._received or bool(data)
         if self._head is not None:
             self._head = self._head + data if len(self._head) < _PIECE else None
         while not self._done:
@@ -426,8 +428,13 @@ class _Inflater:
                 return
 
     def finish(self) -> Iterator[bytes]:
+        """The output still held back; _BadEncoding when the compressed data stops before its end (a
+        connection closed early on a body without a length, or a server that sent part of the file):
+        the part would be parsed as the whole feed, its last entry cut anywhere."""
         if not self._done:
             yield from self.feed(b"")
+        if not self._done and self._received:
+            raise _BadEncoding(f"the body was cut off before the end of its {'gzip' if self._gzip else 'deflate'} data")
 
 
 class _BodyDecoder:

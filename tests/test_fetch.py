@@ -172,6 +172,42 @@ def test_corrupt_gzip_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetc
     assert error.kind == "protocol" and "gzip" in error.message
 
 
+def _close_delimited(head: bytes, body: bytes):  # noqa: ANN202 - a FeedServer raw route
+    def answer(sock: socket.socket, record: RequestRecord) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nConnection: close\r\n" + head
+                     + b"\r\n" + body)
+    return answer
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate-zlib", "deflate-raw"])
+@pytest.mark.parametrize("delimited", ["by a closed connection", "by its Content-Length"])
+def test_compressed_body_cut_off_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetcher, encoding: str,
+                                                     delimited: str) -> None:
+    """A connection closed mid-body (no length to check) or a server sending part of a file: the part
+    decompressed and was parsed as the whole feed, its last entry cut anywhere (a title without its link
+    stored as a separate article for good)."""
+    header = "gzip" if encoding == "gzip" else "deflate"
+    items = "".join(f"<item><title>Story {index}</title><link>http://e.org/{index}</link></item>"
+                    for index in range(200))
+    blob = _encoded(encoding, f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode())
+    part = blob[: len(blob) // 2]
+    if delimited == "by a closed connection":
+        feed_server.add("/z", raw=_close_delimited(f"Content-Encoding: {header}\r\n".encode(), part))
+    else:
+        feed_server.add("/z", part, headers={"Content-Encoding": header})
+    error = fetch_error(fetcher, feed_server.url("/z"))
+    assert error.kind == "protocol"
+    assert error.message == f"the body was cut off before the end of its {header} data"
+
+
+def test_whole_compressed_body_on_a_closed_connection_and_an_empty_one(feed_server: FeedServer,
+                                                                       fetcher: Fetcher) -> None:
+    feed_server.add("/whole", raw=_close_delimited(b"Content-Encoding: gzip\r\n", gzip.compress(FEED)))
+    assert fetcher.fetch(feed_server.url("/whole")).body == FEED
+    feed_server.add("/empty", b"", headers={"Content-Encoding": "gzip"})
+    assert fetcher.fetch(feed_server.url("/empty")).body == b""  # the parser says "empty", not "cut off"
+
+
 def test_unknown_encoding_is_a_protocol_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
     feed_server.add("/z", b"....", headers={"Content-Encoding": "br"})
     error = fetch_error(fetcher, feed_server.url("/z"))
