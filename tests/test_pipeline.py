@@ -242,6 +242,33 @@ def test_utf8_feed_served_with_a_latin_charset_is_stored_with_its_accents(
     assert search.exit_code == 0 and len(json.loads(search.output)) >= 1, search.output
 
 
+def _guid_feed(site: str, items: list[tuple[str, str, str]]) -> bytes:
+    body = "".join(f"<item><title>{title}</title><link>https://{site}/{slug}</link>"
+                   f"<guid isPermaLink='false'>{guid}</guid><description>{title} text</description></item>"
+                   for guid, slug, title in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{site}</title><link>https://{site}/</link>'
+            f"{body}</channel></rss>").encode()
+
+
+def test_two_sites_using_one_guid_for_two_stories_keep_both(tmp_path: Path, feed_server: FeedServer) -> None:
+    """Two CMSs number their articles alike: the second site's story with the same GUID was taken for the
+    first's (poll said new=0) and lost; `newsmon search` never found it."""
+    feed_server.add("/alpha.xml", _guid_feed("alpha.example", [("article-1234", "mali", "Junta talks in Bamako")]))
+    feed_server.add("/beta.xml", _guid_feed("beta.example", [("article-1234", "niger", "Floods in Niamey")]))
+    config = write_config(tmp_path / "feeds.toml", [("alpha", feed_server.url("/alpha.xml")),
+                                                    ("beta", feed_server.url("/beta.xml"))])
+    db = tmp_path / "archive.db"
+    assert run("--config", str(config), "--db", str(db), "poll").exit_code == 0
+    for query, feed in (("Niamey", "beta"), ("Bamako", "alpha")):
+        hits = json.loads(run("--db", str(db), "search", query, "--format", "json").output)
+        assert [hit["feed"] for hit in hits] == [feed], query
+    feed_server.add("/beta.xml", _guid_feed("beta.example", [("article-1234", "niger", "Floods in Niamey"),
+                                                             ("article-5678", "chad", "Vote in Chad")]))
+    assert run("--config", str(config), "--db", str(db), "poll").exit_code == 0
+    rows = sqlite3.connect(db).execute("SELECT title FROM articles ORDER BY id").fetchall()
+    assert sorted(rows) == [("Floods in Niamey",), ("Junta talks in Bamako",), ("Vote in Chad",)]
+
+
 def test_permanent_redirect_and_gone_are_recorded(tmp_path: Path, real_feeds: list[Path],
                                                   feed_server: FeedServer) -> None:
     feed_server.add("/new.xml", real_feeds[2].read_bytes())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -104,6 +105,43 @@ def test_same_article_from_two_feeds_is_one_row_linked_twice(store: Store) -> No
     assert store.conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
     names, _ = Store.article_feeds_and_tags(store.conn, first.article_id)
     assert names == ["A", "B"]
+
+
+def test_a_guid_another_site_uses_for_another_story_does_not_merge(store: Store) -> None:
+    """GUIDs are often unique only within their feed ("article-1234" from two CMSs): the second outlet's
+    story was taken for the first's and never stored, so a search for its words found nothing."""
+    alpha = article("guid:article-1234", guid="article-1234", url="https://alpha.example/mali", title="Mali talks")
+    beta = article("guid:article-1234", guid="article-1234", url="https://beta.example/niger", title="Niger floods")
+    with store.transaction() as conn:
+        first = store.write_article(conn, feed_id(store, "A"), alpha)
+        second = store.write_article(conn, feed_id(store, "B"), beta)
+        again = store.write_article(conn, feed_id(store, "B"), beta)
+        edited = store.write_article(conn, feed_id(store, "B"), replace(beta, title="Niger floods: toll rises"))
+        first_again = store.write_article(conn, feed_id(store, "A"), alpha)
+    assert (first.status, second.status, again.status, edited.status, first_again.status) == (
+        "new", "new", "seen", "updated", "seen")
+    assert first.article_id != second.article_id == again.article_id == edited.article_id
+    assert first_again.article_id == first.article_id
+    rows = store.conn.execute("SELECT key, url, guid, title FROM articles ORDER BY id").fetchall()
+    assert rows == [("guid:article-1234", "https://alpha.example/mali", "article-1234", "Mali talks"),
+                    ("url:https://beta.example/niger", "https://beta.example/niger", "article-1234",
+                     "Niger floods: toll rises")]
+    assert [Store.article_feeds_and_tags(store.conn, row_id)[0] for row_id in (first.article_id, second.article_id)] \
+        == [["A"], ["B"]]
+
+
+def test_one_outlets_article_in_two_feeds_still_merges_by_guid(store: Store) -> None:
+    """Its second feed links it under another section's URL (or a tracking redirect) with the same title."""
+    with store.transaction() as conn:
+        first = store.write_article(conn, feed_id(store, "A"), article(
+            "guid:article-1234", guid="article-1234", url="https://news.example/africa/mali-talks"))
+        second = store.write_article(conn, feed_id(store, "B"), article(
+            "guid:article-1234", guid="article-1234", url="https://news.example/world/mali-talks"))
+        third = store.write_article(conn, feed_id(store, "B"), article(
+            "url:https://news.example/world/mali-talks-2", guid="article-1234",
+            url="https://news.example/world/mali-talks-2"))
+    assert first.article_id == second.article_id == third.article_id
+    assert store.conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
 
 
 def test_url_merging_off_keeps_articles_apart(store: Store) -> None:

@@ -57,10 +57,11 @@ def translate_sqlite_error(exc: sqlite3.Error, path: Path | str) -> StoreError:
     return StoreError(f"archive {path}: {text}")
 
 
+_ARTICLE_COLUMNS = "id, title, summary, content, feed_id, url"
 _RECOGNISE_SQL = (
-    "SELECT * FROM (SELECT 1, id, title, summary, content, feed_id FROM articles "
+    f"SELECT * FROM (SELECT 1, {_ARTICLE_COLUMNS} FROM articles "
     "WHERE :by_url AND url = :url ORDER BY id LIMIT 1) "
-    "UNION ALL SELECT * FROM (SELECT 2, id, title, summary, content, feed_id FROM articles "
+    f"UNION ALL SELECT * FROM (SELECT 2, {_ARTICLE_COLUMNS} FROM articles "
     "WHERE :guid IS NOT NULL AND guid = :guid AND key LIKE 'guid:%' ORDER BY id LIMIT 1) "
     "ORDER BY 1 LIMIT 1"
 )
@@ -360,25 +361,32 @@ class Store:
         title and summary are kept in ``article_versions``.
         """
         seen_text = to_iso(now or article.first_seen)
+        key = article.key
         # Recognised by its key (an article seen again: one look-up), else by its canonical URL (unless
         # URL merging is off for this feed) or its GUID when that GUID made another article's key, in
         # that order, in one statement.
-        row = conn.execute(
-            "SELECT id, title, summary, content, feed_id FROM articles WHERE key = ?", (article.key,)
-        ).fetchone()
+        row = conn.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE key = ?", (key,)).fetchone()
+        by_guid = row is not None and key.startswith("guid:")
         if row is None and ((merge_urls and article.url) or article.guid):
             row = conn.execute(_RECOGNISE_SQL, {
                 "by_url": bool(merge_urls and article.url), "url": article.url, "guid": article.guid or None,
             }).fetchone()
             if row is not None:
+                by_guid = row[0] == 2
                 row = row[1:]
+        if by_guid and merge_urls and _another_feeds_guid(conn, feed_id, article, row):
+            # the same GUID from another site for another story: this entry is an article of its own,
+            # known by its URL
+            key = "url:" + str(article.url)
+            row = conn.execute(f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE url = ? ORDER BY id LIMIT 1",
+                               (article.url,)).fetchone()
         if row is None:
             cursor = conn.execute(
                 "INSERT INTO articles(key, url, guid, title, summary, content, published, published_source, "
                 "undated, first_seen, language, authors, categories, domain, fingerprint, feed_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    article.key, article.url, article.guid, article.title, article.summary, article.content,
+                    key, article.url, article.guid, article.title, article.summary, article.content,
                     to_iso(article.published), article.published_source, int(article.undated),
                     to_iso(article.first_seen), article.language, json.dumps(article.authors, ensure_ascii=False),
                     json.dumps(article.categories, ensure_ascii=False), article.domain, article.fingerprint, feed_id,
@@ -391,7 +399,7 @@ class Store:
             )
             return ArticleWrite(article_id, "new", True)
 
-        article_id, old_title, old_summary, old_content, origin_feed = row
+        article_id, old_title, old_summary, old_content, origin_feed, _ = row
         linked = conn.execute(
             "INSERT OR IGNORE INTO article_feeds(article_id, feed_id, first_seen) VALUES (?, ?, ?)",
             (article_id, feed_id, seen_text),
@@ -428,6 +436,21 @@ class Store:
                 "feeds": self.conn.execute("SELECT count(*) FROM feeds").fetchone()[0],
                 "articles": self.conn.execute("SELECT count(*) FROM articles").fetchone()[0],
             }
+
+
+def _another_feeds_guid(conn: sqlite3.Connection, feed_id: int, article: Article, row: tuple[Any, ...]) -> bool:
+    """True when the article ``row``, found by the GUID of ``article``, is another story that only shares
+    its GUID: it came from other feeds, under another link and another title. A GUID is often unique
+    only within its own feed (a CMS's "article-1234"); one outlet's feeds that share an article share
+    its title or its link."""
+    _, stored_title, _, _, origin_feed, stored_url = row
+    if origin_feed == feed_id or not article.url or not stored_url or article.url == stored_url:
+        return False
+    if article.title.casefold() == (stored_title or "").casefold():
+        return False
+    linked = conn.execute("SELECT 1 FROM article_feeds WHERE article_id = ? AND feed_id = ?",
+                          (row[0], feed_id)).fetchone()
+    return linked is None
 
 
 def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
