@@ -39,6 +39,24 @@ def test_reading_a_damaged_archive_is_a_clean_error(archive: list[str], tmp_path
     assert not (tmp_path / "copy.db").exists()
 
 
+@pytest.mark.parametrize("args", [["search", "Mali"], ["stories", "--all"], ["status"], ["export"], ["poll"]])
+def test_an_archive_path_that_is_a_directory_is_named_as_such(tmp_path: Path, args: list[str]) -> None:
+    """NEWSMON_DB (or `[monitor] database`) naming a folder: click only checks --db itself, and SQLite's
+    own answer ("disk I/O error: disk I/O error") tells nothing."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    config = tmp_path / "feeds.toml"
+    config.write_text('[monitor]\ndatabase = "unused.db"\n', encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), NEWSMON_DB=str(folder))
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), *args], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (f"error: archive {folder} is a directory, not an SQLite file: name the "
+                                   f"archive's file (such as {folder / 'newsmon.db'})")
+    assert list(folder.iterdir()) == [] and not (tmp_path / "unused.db").exists()
+
+
 # --------------------------------------------------------------------------- dates at the ends of the calendar
 
 EDGE_DATES = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"]

@@ -94,6 +94,9 @@ class Store:
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> "Store":
         db_path = Path(path)
+        if db_path.is_dir():
+            raise StoreError(f"archive {db_path} is a directory, not an SQLite file: name the archive's file "
+                             f"(such as {db_path / 'newsmon.db'})")
         if str(db_path) == ":memory:":
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         elif readonly:
