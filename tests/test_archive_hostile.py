@@ -4,7 +4,9 @@ error and its exit status (or correct output), never a traceback, and never half
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.feedserver import FeedServer, RequestRecord
 from tests.test_cli_usage import archive, assert_clean_error, invoke  # noqa: F401  (archive: a fixture)
+from tests.test_pipeline import write_config
 
 
 # --------------------------------------------------------------------------- a damaged archive
@@ -207,3 +211,63 @@ def test_backup_never_replaces_a_file_of_the_archive(archive: list[str], suffix:
         assert check.execute("SELECT value FROM meta WHERE key = 'only-in-the-wal'").fetchone() == ("x",)
     finally:
         check.close()
+
+
+# --------------------------------------------------------------------------- terminal control sequences
+
+# ESC sequences that clear the screen, recolour, retitle the window (OSC 0, ended by BEL) and write the
+# clipboard (OSC 52); a C1 CSI; a line break that would split a table row.
+HOSTILE_TEXT = "\x1b[2J\x1b[31mred\x1b]0;retitled\x07 \x1b]52;c;cm0gLXJmIH4=\x07 \x9b1m\nnext\tline"
+
+
+def assert_no_terminal_controls(output: str) -> None:
+    assert not any(char in output for char in "\x1b\x07\x9b\x08\r"), repr(output)
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a JSON document."""
+    if isinstance(value, str):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [text for item in items for text in _strings(item)]
+
+
+@pytest.mark.parametrize("args", [["search", "Bamako"], ["search", "Bamako", "--group-stories"],
+                                  ["rules", "test", "Bamako"], ["stories", "--all"], ["story", "1"]])
+def test_imported_text_cannot_drive_the_terminal(archive: list[str], tmp_path: Path, args: list[str]) -> None:
+    """An export file is text anyone can write: its titles, feed names and URLs reach the table output
+    without the control characters that a terminal would act on, and one row stays one line."""
+    dump = tmp_path / "hostile.jsonl"
+    dump.write_text(exported_line(title="Bamako " + HOSTILE_TEXT, summary="Bamako " + HOSTILE_TEXT,
+                                  url="https://example.org/a" + HOSTILE_TEXT,
+                                  feeds=[{"name": "Example" + HOSTILE_TEXT, "url": "https://example.org/feed"}])
+                    + "\n", encoding="utf-8")
+    assert invoke([*archive, "import", str(dump)]).exit_code == 0
+    done = run_newsmon(archive, *args, encoding="utf-8")
+    assert done.returncode == 0, done.stderr
+    output = done.stdout.decode("utf-8")
+    assert_no_terminal_controls(output)
+    assert "red]0;retitled" in output and "next line" in output
+    json_args = [*args, "--format", "json"]
+    exact = json.loads(run_newsmon(archive, *json_args, encoding="utf-8").stdout)
+    assert "Bamako " + HOSTILE_TEXT in _strings(exact)  # JSON keeps the text exactly
+
+
+def test_a_feed_servers_error_text_cannot_drive_the_terminal(tmp_path: Path, feed_server: FeedServer) -> None:
+    """The reason phrase of an HTTP error is the server's own text: it is stored as the feed's last error
+    and shown by `poll`, its log line, `feeds list` and `status`."""
+    def busy(sock: socket.socket, record: RequestRecord) -> None:
+        sock.sendall(b"HTTP/1.1 503 Busy \x1b]0;retitled\x07\x1b[2J now\r\nContent-Length: 0\r\n"
+                     b"Connection: close\r\n\r\n")
+
+    feed_server.add("/feed.xml", raw=busy)
+    archive = ["--config", str(write_config(tmp_path / "feeds.toml", [("Busy", feed_server.url("/feed.xml"))])),
+               "--db", str(tmp_path / "archive.db")]
+    poll = run_newsmon(archive, "poll", encoding="utf-8")
+    assert poll.returncode == 0
+    for args in (["feeds", "list"], ["status"]):
+        done = run_newsmon(archive, *args, encoding="utf-8")
+        assert done.returncode == 0 and b"HTTP 503 Busy ]0;retitled[2J now" in done.stdout, done.stdout
+        assert_no_terminal_controls(done.stdout.decode("utf-8"))
+    assert b"HTTP 503 Busy ]0;retitled[2J now" in poll.stdout and b"HTTP 503 Busy ]0;retitled[2J now" in poll.stderr
+    assert_no_terminal_controls((poll.stdout + poll.stderr).decode("utf-8"))

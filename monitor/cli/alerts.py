@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from monitor.alerts import deliver_pending, send_test
-from monitor.cli.common import ID, AppContext, count_type, emit_json, format_option, pass_app
+from monitor.cli.common import ID, AppContext, count_type, emit_json, format_option, one_line, pass_app
 from monitor.errors import UsageError
 from monitor.store import alerts as outbox_sql
 from monitor.timeutil import utcnow
@@ -50,7 +50,7 @@ def alert_record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(str(text).split())
+    text = " ".join(one_line(str(text)).split())
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 

@@ -6,6 +6,7 @@ import codecs
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -136,6 +137,29 @@ def feed_url_argument(url: str, *, bare_host: bool = False) -> str:
     return checked
 
 
+# What a terminal acts on instead of showing: C0 and C1 control characters (ESC opens the sequences that
+# recolour, clear the screen, retitle the window or set the clipboard; BEL ends some of them) and the
+# Unicode line and paragraph separators. A feed server's error text or an imported file can hold them.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_LINE_BREAKS = frozenset("\t\n\x0b\x0c\r\x85\u2028\u2029")
+
+
+def _control_as_shown(match: re.Match[str]) -> str:
+    return " " if match.group() in _LINE_BREAKS else ""
+
+
+def one_line(text: str, *, marks: tuple[str, str] | None = None) -> str:
+    """``text`` as one line of table output: control characters dropped, tabs and line breaks as spaces.
+
+    ``marks``: the highlight marks newsmon put into ``text`` (colour codes on a terminal), kept as they are.
+    """
+    if not marks or not marks[0]:
+        return _TERMINAL_CONTROLS.sub(_control_as_shown, text)
+    pieces = re.split(f"({re.escape(marks[0])}|{re.escape(marks[1])})", text)
+    return "".join(piece if index % 2 else _TERMINAL_CONTROLS.sub(_control_as_shown, piece)
+                   for index, piece in enumerate(pieces))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         from monitor.timeutil import to_iso
@@ -191,7 +215,7 @@ class KeyValueFormatter(logging.Formatter):
     """``level=info logger=monitor.pipeline feed=RFI status=200 ...``: journald adds the time."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = one_line(record.getMessage())  # one line per event, whatever a server's error text holds
         line = f"{record.levelname.lower()} {record.name}: {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.common import AppContext, count_type, feed_url_argument, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, count_type, feed_url_argument, emit_json, format_option, one_line, pass_app
 from monitor.errors import UsageError
 from monitor.models import FeedPollResult
 from monitor.timeutil import utcnow
@@ -32,7 +32,7 @@ def _describe(result: FeedPollResult) -> str:
     else:
         detail = f"{result.error_kind or 'error'}: {result.error}" if result.error_kind else str(result.error)
     http = f" http={result.http_status}" if result.http_status else ""
-    return f"{result.status:<12} {result.feed}  {detail}{http} ({result.elapsed:.1f}s)"
+    return one_line(f"{result.status:<12} {result.feed}  {detail}{http} ({result.elapsed:.1f}s)")
 
 
 @click.command()
@@ -163,9 +163,9 @@ def _feed_line(item: dict[str, Any]) -> str:
         health = "never polled"
     line = f"{health:<14} {item['name']:<28} last={item['last_success'] or '-':<20} next={item['next_check'] or '-'}"
     if item["last_error"]:
-        line += f"\n{'':15}{item['last_error_kind']}: {item['last_error']}"
+        line += f"\n{'':15}{item['last_error_kind']}: {one_line(item['last_error'])}"
     if item["moved_to"]:
-        line += f"\n{'':15}moved permanently to {item['moved_to']} (update the config)"
+        line += f"\n{'':15}moved permanently to {one_line(item['moved_to'])} (update the config)"
     return line
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from monitor.cli.common import AppContext, configure_logging, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, configure_logging, emit_json, format_option, one_line, pass_app
 from monitor.config import MonitorSettings
 from monitor.errors import UsageError
 from monitor.timeutil import utcnow
@@ -102,7 +102,7 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append(f"alerts      {alerts['pending']} pending, {alerts['failed']} failed, {alerts['sent']} sent")
     database = report["database"]
     lines.append(f"database    {database['path']}, {_size(database['bytes'])} (schema {database['schema']})")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _count(value: int | None) -> str:

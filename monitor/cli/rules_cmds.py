@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli.common import AppContext, count_type, emit_json, format_option, pass_app
+from monitor.cli.common import AppContext, count_type, emit_json, format_option, one_line, pass_app
 from monitor.cli.search import parse_time_option, short_time, terminal_mark, PLAIN_MARK
 from monitor.config import Config, RuleConfig
 from monitor.errors import UsageError
@@ -96,15 +96,17 @@ def rules_test(app: AppContext, rule_or_query: str, since: str | None, limit: in
     click.echo(f"{total} article{'s' if total != 1 else ''} match {label}{window}"
                + (f" (newest {len(hits)} shown)" if total > len(hits) else ""))
     for hit in hits:
+        title = one_line(hit.title_marked or hit.title, marks=mark)
+        snippet = one_line(hit.snippet, marks=mark)
         click.echo("")
-        click.echo(f"{hit.id:>8}  {hit.title_marked or hit.title}")
-        click.echo(f"{'':8}  {short_time(hit.published)}  {hit.feed or '?'}")
-        if hit.snippet and hit.snippet != hit.title_marked:
-            click.echo(f"{'':8}  {hit.snippet}")
+        click.echo(f"{hit.id:>8}  {title}")
+        click.echo(f"{'':8}  {short_time(hit.published)}  {one_line(hit.feed or '?')}")
+        if snippet and snippet != title:
+            click.echo(f"{'':8}  {snippet}")
         if hit.terms:
             click.echo(f"{'':8}  matched: " + ", ".join(f"{t.term} ({t.field})" for t in hit.terms))
         if hit.url:
-            click.echo(f"{'':8}  {hit.url}")
+            click.echo(f"{'':8}  {one_line(hit.url)}")
 
 
 def _selected_rules(config: Config, rule: str | None) -> list[RuleConfig]:

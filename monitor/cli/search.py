@@ -11,7 +11,8 @@ from typing import Sequence
 
 import click
 
-from monitor.cli.common import ID, AppContext, check_rule_name, count_type, emit_json, json_ascii, pass_app
+from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json, json_ascii, one_line,
+                                 pass_app)
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
 from monitor.search import SORTS, SearchHit, highlight, positive_terms, search
@@ -157,8 +158,8 @@ def _table(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, mark: t
         return
     terms = positive_terms(parsed.root)
     for hit, info in rows:
-        title = highlight(hit.title or "(no title)", terms, field="title", mark=mark)
-        head = f"{short_time(hit.published)}  {hit.feed or '?'}"
+        title = highlight(one_line(hit.title or "(no title)"), terms, field="title", mark=mark)
+        head = f"{short_time(hit.published)}  {one_line(hit.feed or '?')}"
         if info is not None:
             outlets = info["sources"]
             head += f"  [story {hit.story_id}: {outlets} outlet{'s' if outlets != 1 else ''}, {info['hits']} hits]" \
@@ -169,8 +170,9 @@ def _table(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, mark: t
             head += "  rules: " + ", ".join(hit.rules)
         click.echo(f"{hit.id:>8}  {title}")
         click.echo(f"{'':8}  {head}")
-        if hit.snippet and hit.snippet != title:
-            click.echo(f"{'':8}  {hit.snippet}")
+        snippet = one_line(hit.snippet, marks=mark)
+        if snippet and snippet != title:
+            click.echo(f"{'':8}  {snippet}")
         if hit.url:
-            click.echo(f"{'':8}  {hit.url}")
+            click.echo(f"{'':8}  {one_line(hit.url)}")
         click.echo("")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli.common import ID, AppContext, check_rule_name, count_type, emit_json, format_option, pass_app
+from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json, format_option, one_line,
+                                 pass_app)
 from monitor.errors import UsageError
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
@@ -45,7 +46,7 @@ def stories(app: AppContext, since: str | None, show_all: bool, rule: str | None
     for story in found:
         outlets = story["source_count"]
         click.echo(f"{story['id']:>7}  {outlets:>2} outlet{'s' if outlets != 1 else ' '}  {story['first_seen']}  "
-                   f"{story['headline']}")
+                   f"{one_line(story['headline'] or '')}")
 
 
 @click.command("story")
@@ -62,10 +63,10 @@ def story(app: AppContext, story_id: int, output_format: str) -> None:
     if output_format == "json":
         emit_json(found)
         return
-    click.echo(f"story {found['id']}: {found['headline']}")
-    click.echo(f"first seen {found['first_seen']} ({found.get('first_feed') or '?'} first), updated {found['updated']}, "
-               f"{found['source_count']} outlets")
+    click.echo(f"story {found['id']}: {one_line(found['headline'] or '')}")
+    click.echo(f"first seen {found['first_seen']} ({one_line(found.get('first_feed') or '?')} first), "
+               f"updated {found['updated']}, {found['source_count']} outlets")
     for source in found["sources"]:
-        click.echo(f"  {source['published']}  {source['feed']:<24} {source['title']}")
+        click.echo(f"  {source['published']}  {one_line(source['feed'] or '?'):<24} {one_line(source['title'] or '')}")
         if source.get("url"):
-            click.echo(f"  {'':20}  {source['url']}")
+            click.echo(f"  {'':20}  {one_line(source['url'])}")
