@@ -271,3 +271,47 @@ def test_a_feed_servers_error_text_cannot_drive_the_terminal(tmp_path: Path, fee
         assert_no_terminal_controls(done.stdout.decode("utf-8"))
     assert b"HTTP 503 Busy ]0;retitled[2J now" in poll.stdout and b"HTTP 503 Busy ]0;retitled[2J now" in poll.stderr
     assert_no_terminal_controls((poll.stdout + poll.stderr).decode("utf-8"))
+
+
+# --------------------------------------------------------------------------- colour on a terminal
+
+
+def run_on_a_terminal(archive: list[str], *args: str, env: dict[str, str]) -> bytes:
+    """``newsmon ARGS`` with its stdout on a pseudo-terminal; what it wrote there."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    child_env = {key: value for key, value in os.environ.items() if key not in ("NEWSMON_DB", "NEWSMON_CONFIG",
+                                                                                "NO_COLOR", "TERM")}
+    child_env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TERM": "xterm", **env})
+    with subprocess.Popen([sys.executable, "-m", "monitor", *archive, *args], stdout=terminal,
+                          stderr=subprocess.PIPE, env=child_env) as proc:
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:          # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else b""
+    os.close(controller)
+    return output
+
+
+@pytest.mark.parametrize("args", [["search", "Bamako"], ["rules", "test", "Bamako"]])
+@pytest.mark.parametrize("env, coloured", [({}, True), ({"NO_COLOR": "1"}, False), ({"TERM": "dumb"}, False),
+                                           ({"NO_COLOR": ""}, True)])
+def test_highlight_colour_on_a_terminal_honours_no_color_and_dumb_terminals(
+    archive: list[str], tmp_path: Path, args: list[str], env: dict[str, str], coloured: bool
+) -> None:
+    dump = tmp_path / "one.jsonl"
+    dump.write_text(exported_line(title="Bamako talks") + "\n", encoding="utf-8")
+    assert invoke([*archive, "import", str(dump)]).exit_code == 0
+    output = run_on_a_terminal(archive, *args, env=env)
+    if coloured:
+        assert b"\x1b[1;33mBamako\x1b[0m talks" in output
+    else:
+        assert b"[Bamako] talks" in output and b"\x1b" not in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Sequence
@@ -26,7 +27,10 @@ GROUP_SCAN_PAGES = 20                     # --group-stories reads at most this m
 
 
 def terminal_mark() -> tuple[str, str]:
-    """Colour on a terminal, plain brackets when piped or redirected."""
+    """Colour on a terminal, plain brackets when piped or redirected, or where colour is refused
+    (``NO_COLOR`` set to anything but an empty string, https://no-color.org; ``TERM=dumb``)."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return PLAIN_MARK
     return TTY_MARK if sys.stdout.isatty() else PLAIN_MARK
 
 
