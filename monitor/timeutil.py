@@ -105,7 +105,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         return now - parse_duration(text)
     except ValueError:
-        pass
+        if _DURATION.match(text):
+            raise                    # a duration, but too long: say so rather than "neither ... nor"
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -315,3 +315,12 @@ def test_highlight_colour_on_a_terminal_honours_no_color_and_dumb_terminals(
         assert b"\x1b[1;33mBamako\x1b[0m talks" in output
     else:
         assert b"[Bamako] talks" in output and b"\x1b" not in output
+
+
+@pytest.mark.parametrize("args", [["search", "Mali", "--since"], ["search", "Mali", "--until"],
+                                  ["stories", "--since"], ["export", "--since"], ["rules", "test", "Mali", "--since"]])
+def test_a_duration_too_long_is_called_too_long(archive: list[str], args: list[str]) -> None:
+    """`--since 40000d` is a duration: the message says what is wrong with it, not that it is no duration."""
+    done = run_newsmon(archive, *args, "40000d", encoding="utf-8")
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().strip() == f"error: {args[-1]}: '40000d' is too long: at most 36525d (100 years)"
