@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator
@@ -297,3 +298,42 @@ def test_datasette_full_text_search_works_on_the_archive(archive: list[str]) -> 
 
     found = {row["title"] for row in asyncio.run(query())}
     assert LABELLED[0][1] in found and LABELLED[4][1] in found
+
+
+def test_group_stories_counts_every_hit_of_a_story_also_past_the_pages_read(tmp_path: Path) -> None:
+    """A story whose newest article is the newest hit and whose older copies sort after 150 other
+    hits: `--group-stories --limit 1` reads one page of hits, and still counts the story's three."""
+    import subprocess
+    import sys
+
+    story = {"title": "Convoy attacked near Gao, Malian army says",
+             "summary": "Soldiers escorting a Bamako convoy near Gao repelled the attack, the Malian army said."}
+    lines = [dict(story, key=f"guid:gao-{day}", url=f"https://example.org/gao/{day}",
+                  published=f"2026-02-{day}T12:00:00Z") for day in (17, 14, 13)]
+    for number in range(150):                       # unrelated hits, each its own story, between them
+        words = " ".join(f"w{number}x{index}" for index in range(8))
+        lines.append({"key": f"guid:other-{number}", "url": f"https://example.org/other/{number}",
+                      "title": f"Bamako {words}", "summary": words,
+                      "published": f"2026-02-16T{number // 60:02d}:{number % 60:02d}:00Z"})
+    dump = tmp_path / "articles.jsonl"
+    dump.write_text("".join(json.dumps({**line, "feeds": [{"name": "Desk"}]}) + "\n" for line in lines),
+                    encoding="utf-8")
+    db = tmp_path / "archive.db"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+
+    def newsmon(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "monitor", "--db", str(db), *args], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    newsmon("import", str(dump))
+    grouped = json.loads(newsmon("search", "Bamako", "--sort", "date", "--group-stories", "--limit", "1",
+                                 "--format", "json"))
+    assert [row["title"] for row in grouped] == [story["title"]]
+    inside = json.loads(newsmon("search", "Bamako", "--story", str(grouped[0]["story_id"]), "--format", "json"))
+    assert len(inside) == 3
+    assert grouped[0]["hit_count"] == 3
+    assert "[story 1: 1 outlet, 3 hits]" in newsmon("search", "Bamako", "--sort", "date", "--group-stories",
+                                                     "--limit", "1")

@@ -16,7 +16,7 @@ from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emi
                                  pass_app)
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
-from monitor.search import SORTS, SearchHit, highlight, positive_terms, search
+from monitor.search import SORTS, SearchHit, count_hits, highlight, positive_terms, search
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
 
@@ -94,13 +94,15 @@ def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: in
     """The best hit of each story, in rank order, with the story's outlets and the hits it holds.
 
     Hits without a story form a row each. Reads pages of hits until enough stories are found
-    (at most ``GROUP_SCAN_PAGES`` pages, so a very common word stays fast).
+    (at most ``GROUP_SCAN_PAGES`` pages, so a very common word stays fast). When hits remain past
+    the pages read, a story shown may hold some of them: its hits are then counted in the archive.
     """
     wanted = offset + limit
     page = max(100, wanted * 5)
     order: list[int | str] = []
     best: dict[int | str, SearchHit] = {}
     counts: dict[int | str, int] = {}
+    every_hit_read = False
     for number in range(GROUP_SCAN_PAGES):
         hits = search(conn, parsed, sort=sort, limit=page, offset=number * page, mark=mark, **filters)  # type: ignore[arg-type]
         for hit in hits:
@@ -109,17 +111,21 @@ def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: in
                 best[key] = hit
                 order.append(key)
             counts[key] = counts.get(key, 0) + 1
-        if len(hits) < page or len(order) >= wanted + 1:
+        every_hit_read = len(hits) < page
+        if every_hit_read or len(order) >= wanted + 1:
             break
     rows = []
     for key in order[offset:wanted]:
         hit = best[key]
         story = story_queries.get_story(conn, hit.story_id) if hit.story_id is not None else None  # type: ignore[arg-type]
+        hit_count = counts[key]
+        if story is not None and not every_hit_read:
+            hit_count = count_hits(conn, parsed, **{**filters, "story_id": hit.story_id})  # type: ignore[arg-type]
         info = {
             "story_id": hit.story_id,
             "headline": story["headline"] if story else hit.title,
             "sources": story["source_count"] if story else 1,
-            "hits": counts[key],
+            "hits": hit_count,
         }
         rows.append((hit, info))
     return rows
