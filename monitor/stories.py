@@ -4,7 +4,8 @@ Called by the pipeline inside the ingest transaction, right after the article ro
 in arrival order. The method, in short:
 
 1. An article already in a story (seen again from another feed, or revised) stays there.
-2. Identical text (``articles.fingerprint``) under another URL joins that article's story.
+2. Identical text (``articles.fingerprint``) under another URL joins that article's story, when the
+   story has an article published within the window of this one (as any join).
 3. Otherwise the title and lead text become a weighted term vector: accent-folded, lightly stemmed words,
    ``(1 + log tf) * idf`` with document frequencies from the archive so far (kept in
    ``story_df``, counted in memory and written in batches: see ``DocumentFrequencies``), names
@@ -571,11 +572,12 @@ class StoryClusterer:
         when = to_iso(article.published) or ""
         published = when or arrived
         since = to_iso(article.published - self.window) or ""
+        until = to_iso(article.published + self.window) or ""
         if features is None:
             features = article_features(article, self.tuning)
         if article.fingerprint:
             duplicate_of = story_store.story_by_fingerprint(
-                conn, article.fingerprint, article_id=article_id, since=since
+                conn, article.fingerprint, article_id=article_id, since=since, until=until
             )
             if duplicate_of is not None:
                 copied = self.memory.states(conn, [duplicate_of], self.vectors)[0]

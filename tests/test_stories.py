@@ -172,6 +172,22 @@ def test_a_copy_extends_the_story_but_leaves_its_centroid(ingest: Ingest, store:
     assert story_store.load_story_states(store.conn, [first.story_id], None)[0].article_count == 4
 
 
+def test_identical_text_from_before_the_window_starts_its_own_story(ingest: Ingest, store: Store) -> None:
+    """A backfilled entry months old with the same text as today's (a recurring title-only item) is
+    another story: the window applies to copies too, and today's story keeps its first outlet and time."""
+    title = "Stock markets close higher as oil prices fall"
+    _, today = ingest.new(title, "", "wire", T0)
+    _, old = ingest.new(title, "", "archive", T0 - timedelta(days=200))
+    _, ahead = ingest.new(title, "", "mirror", T0 + timedelta(days=6))
+    assert old.created and old.story_id != today.story_id
+    assert ahead.story_id == today.story_id and ahead.score == 1.0
+    with store.reading() as conn:
+        story = story_store.get_story(conn, today.story_id)
+    assert story is not None
+    assert (story["first_feed"], story["first_seen"]) == ("wire", to_iso(T0))
+    assert {source["feed"] for source in story["sources"]} == {"wire", "mirror"}
+
+
 def test_article_older_than_the_window_starts_a_new_story(ingest: Ingest) -> None:
     title, summary = QUAKE[0]
     _, first = ingest.new(title, summary, "outlet0", T0)

@@ -290,15 +290,16 @@ def load_story_states(
 
 
 def story_by_fingerprint(
-    conn: sqlite3.Connection, fingerprint: str, *, article_id: int, since: str
+    conn: sqlite3.Connection, fingerprint: str, *, article_id: int, since: str, until: str
 ) -> int | None:
-    """The story of another article with the same text fingerprint, if still recent."""
+    """The story of another article with the same text fingerprint whose span of publication times
+    reaches into [``since``, ``until``] (the joining article's time, give or take the story window)."""
     row = conn.execute(
         "SELECT sa.story_id FROM articles a JOIN story_articles sa ON sa.article_id = a.id "
         "JOIN stories s ON s.id = sa.story_id "
-        "WHERE a.fingerprint = ? AND a.id != ? AND s.last_published >= ? "
+        "WHERE a.fingerprint = ? AND a.id != ? AND s.last_published >= ? AND s.first_published <= ? "
         "ORDER BY s.last_published DESC LIMIT 1",
-        (fingerprint, article_id, since),
+        (fingerprint, article_id, since, until),
     ).fetchone()
     return int(row[0]) if row else None
 
