@@ -24,7 +24,8 @@ in arrival order. The method, in short:
    Across languages (article and story languages known and different) the score is the
    similarity of names and numbers only.
 4. Headline: when an article joins, its title competes with the current headline; the one
-   whose title vector is closer to the updated centroid wins (the story's most central title).
+   whose title vector is closer to the updated centroid wins (the story's most central title). A title
+   in another language than the story's does not compete.
 
 The cost per article is a bounded number of indexed look-ups: it does not grow with the archive.
 """
@@ -706,7 +707,7 @@ class StoryClusterer:
         if gap is None:
             return 0.0
         decay = 1.0 - self.tuning.time_decay * gap
-        across = bool(article.language and state.language and _lang(article.language) != _lang(state.language))
+        across = _other_language(article.language, state.language)
         if across:
             if self._name_similarity(vector, names, state) >= self.tuning.cross_language_threshold:
                 return self.tuning.threshold  # joins, but ranks below any same-language match
@@ -801,8 +802,12 @@ class StoryClusterer:
     def _choose_headline(
         state: story_store.StoryState, article_id: int, article: Article, title_vector: dict[str, float]
     ) -> None:
-        """The newcomer's title replaces the headline when it is closer to the updated centroid."""
-        if not article.title:
+        """The newcomer's title replaces the headline when it is closer to the updated centroid.
+
+        A title in another language than the story's does not compete: its words are not the story's,
+        so the comparison says nothing, and a reader of the story's language keeps a headline they read.
+        """
+        if not article.title or _other_language(article.language, state.language):
             return
         challenger = cosine(title_vector, state.vector, state.norm)
         if not state.headline or challenger > cosine(state.headline_vector, state.vector, state.norm):
@@ -854,6 +859,11 @@ def _numbers_disagree(vector: dict[str, float], centroid: dict[str, float], coun
     if not numbers or not any(t[0].isdigit() and len(t) >= 2 for t in centroid):
         return False
     return not any(t in centroid for t in numbers[:count])
+
+
+def _other_language(language: str | None, story_language: str | None) -> bool:
+    """Both languages known and different (``fr-FR`` and ``fr`` are one language)."""
+    return bool(language and story_language and _lang(language) != _lang(story_language))
 
 
 @lru_cache(maxsize=1024)

@@ -285,6 +285,30 @@ def test_cross_language_report_joins_on_names_and_numbers(ingest: Ingest) -> Non
     assert french.story_id == english.story_id
 
 
+def test_a_report_in_another_language_joins_but_leaves_the_headline(ingest: Ingest, store: Store) -> None:
+    """An English story keeps an English headline when a French report joins it (the two titles'
+    words cannot be compared); the French report is one of its sources."""
+    title = "France arrests nine over killing of far-right activist Quentin Deranque in Lyon"
+    summary = ("French police arrested nine people in Lyon over the killing of Quentin Deranque, a 23-year-old "
+               "far-right activist, interior minister Laurent Nuñez said. Emmanuel Macron called for calm. "
+               "La France Insoumise denied any link.")
+    _, english = ingest.new(title, summary, "english", T0)
+    french_title = "Mort de Quentin Deranque à Lyon : neuf interpellations, annonce Laurent Nuñez"
+    _, french = ingest.new(
+        french_title,
+        "Neuf personnes ont été interpellées à Lyon après la mort de Quentin Deranque, militant d'extrême droite "
+        "de 23 ans, a annoncé le ministre de l'Intérieur Laurent Nuñez. Emmanuel Macron a appelé au calme. "
+        "La France insoumise dément tout lien.",
+        "french", T0 + timedelta(hours=1), language="fr",
+    )
+    assert french.story_id == english.story_id and french.joined
+    with store.reading() as conn:
+        story = story_store.get_story(conn, english.story_id)
+    assert story is not None
+    assert story["headline"] == title
+    assert [source["title"] for source in story["sources"]] == [title, french_title]
+
+
 def test_features_fold_accents_and_keep_acronyms() -> None:
     assert fold("Élysée") == "elysee"
     assert fold("Œuvre") == "oeuvre"
