@@ -35,7 +35,7 @@ from monitor.schedule import next_check
 from monitor.store import Store
 from monitor.store import leases
 from monitor.store.matches import (
-    feed_row_of, forget_matches_of_article, match_doc, new_article_doc, record_matches,
+    feed_row_of, forget_matches_of_article, match_doc, matches_for_article, new_article_doc, record_matches,
 )
 from monitor.stories import Features, StoryClusterer, Tuning
 from monitor.timeutil import from_iso, to_iso, utcnow
@@ -488,6 +488,7 @@ def _ingest(
         assignment = clusterer.assign(conn, write.article_id, article, feed_name, now=now,
                                       features=features[index] if features is not None else None)
         matches: list[RuleMatch] = []
+        matched_before: set[str] = set()  # rules this article matched before this write
         if ruleset is not None and ruleset.rules:  # no rules: no match document to build
             if write.status == "new":
                 if own_feed is None:
@@ -495,6 +496,7 @@ def _ingest(
                 doc = new_article_doc(article, own_feed)
             else:
                 doc = match_doc(conn, write.article_id)
+                matched_before = set(matches_for_article(conn, write.article_id))
             matches = ruleset.match(doc)
             record_matches(conn, write.article_id, matches, now)
             if write.status == "updated":  # a revised text may no longer match a rule it matched before
@@ -505,6 +507,7 @@ def _ingest(
                 conn, config, article_id=write.article_id, story_id=assignment.story_id,
                 story_created=assignment.created, source_added=assignment.source_added, rule_matches=matches,
                 article=article, feed_name=feed_name, catch_up=catch_up, first_poll=first_poll, now=now,
+                matched_before=matched_before,
             )
             result.alerts += enqueued.created
             result.held_back += enqueued.held_back

@@ -130,6 +130,26 @@ def test_quiet_catch_up_alerts_only_on_recent_dated_entries(tmp_path: Path, out:
     assert w.ingest("RFI", later_undated, now=later(hours=1)).alerts == 1
 
 
+def test_an_entry_held_back_stays_quiet_when_revised_or_carried_by_another_feed(tmp_path: Path, out: Path) -> None:
+    """Quiet catch-up holds an old entry back; the publisher correcting a typo in it, or another feed
+    carrying it, is not news: no alert for that old story. A revision that makes it match a rule it did
+    not match before does alert, once."""
+    rules = MALI_RULE + '[[rules]]\nname = "junta"\nquery = "junta"\nchannels = ["file"]\n'
+    w = world(tmp_path, rules, jsonl_channel(out), monitor='alert_max_age = "24h"')
+    old = make_article("old", "Mali: talks in Bamako adjourned", published=NOW - timedelta(days=3))
+    assert w.ingest("RFI", old, catch_up=True).held_back == 1
+    typo_fixed = make_article("old", "Mali: talks in Bamako are adjourned", published=NOW - timedelta(days=3))
+    assert w.ingest("RFI", typo_fixed, now=later(hours=1)).alerts == 0
+    assert w.ingest("BBC", typo_fixed, now=later(hours=2)).alerts == 0
+    assert w.alerts() == []
+    revised = make_article("old", "Mali: talks in Bamako adjourned as junta walks out",
+                           published=NOW - timedelta(days=3))
+    assert w.ingest("RFI", revised, now=later(hours=3)).alerts == 1
+    assert [(row["rule"], row["kind"]) for row in w.alerts()] == [("junta", "new")]
+    assert w.ingest("RFI", make_article("old", revised.title + ".", published=NOW - timedelta(days=3)),
+                    now=later(hours=4)).alerts == 0
+
+
 def test_digest_every_hour_sends_one_message_listing_the_stories(tmp_path: Path, out: Path) -> None:
     rules = MALI_RULE + 'mode = "digest"\nevery = "1h"\n'
     w = world(tmp_path, rules, jsonl_channel(out))

@@ -10,7 +10,10 @@ Policy:
   ``update-N`` row (one follow-up per new outlet);
 - digest rules write their rows as ``held`` (``run_digests`` folds them into one message per period);
 - quiet catch-up: on a feed's first poll and after downtime, only articles published within
-  ``alert_max_age`` of now alert, and undated articles never do; the others are counted as held back.
+  ``alert_max_age`` of now alert, and undated articles never do; the others are counted as held back;
+- an article alerts for a rule only when it first matches it: one that matched without alerting (held
+  back, imported, re-matched by ``rules rematch``) starts no alert when it is revised or another feed
+  carries it (it still refreshes or follows up on its story's alert, as any new outlet does).
 """
 
 from __future__ import annotations
@@ -98,12 +101,14 @@ def enqueue_for_article(
     catch_up: bool,
     now: datetime,
     first_poll: bool | None = None,
+    matched_before: Iterable[str] = (),
 ) -> EnqueueResult:
     """Write the outbox rows one stored article calls for. Runs in the caller's transaction; never commits.
 
     ``first_poll`` (default: same as ``catch_up``) says whether this is the feed's first poll, where undated
     entries never alert; after downtime, pass ``catch_up=True, first_poll=False`` to let fresh undated
-    entries through.
+    entries through. ``matched_before``: the rules the article matched before this write (a revision,
+    another feed carrying it); they start no alert of their own.
     """
     matches = list(rule_matches)
     if not matches:
@@ -115,6 +120,7 @@ def enqueue_for_article(
         return EnqueueResult(held_back=1)
     story = get_story(conn, story_id) or _fallback_story(story_id, article_id, article, feed_name)
     rules = {rule.name: rule for rule in getattr(config, "rules", ())}
+    known = set(matched_before)
     created = 0
     for match in matches:
         rule = rules.get(match.rule)
@@ -123,7 +129,7 @@ def enqueue_for_article(
             continue
         created += _enqueue_rule(conn, config, rule, match, story, story_created=story_created,
                                  source_added=source_added, article=article, article_id=article_id,
-                                 feed_name=feed_name, now=now)
+                                 feed_name=feed_name, now=now, matched_before=match.rule in known)
     return EnqueueResult(created=created)
 
 
@@ -140,6 +146,7 @@ def _enqueue_rule(
     article_id: int,
     feed_name: str,
     now: datetime,
+    matched_before: bool = False,
 ) -> int:
     status = "held" if getattr(rule, "mode", "instant") == "digest" else "pending"
     story_id = int(story["id"])
@@ -147,11 +154,15 @@ def _enqueue_rule(
     for channel in rule_channels(rule, config):
         common = {"rule": rule.name, "story_id": story_id, "channel": channel, "status": status, "now": now,
                   "article_id": article_id}
-        payload = build_payload(rule=rule.name, kind="new", story=story, article=article, article_id=article_id,
-                                feed_name=feed_name, matched=match.terms)
-        if outbox_sql.insert_alert(conn, kind="new", payload=payload, **common):
-            created += 1
-            continue
+        if matched_before:
+            if not outbox_sql.has_alert(conn, rule=rule.name, story_id=story_id, channel=channel, kind="new"):
+                continue  # it matched without alerting (held back, imported, re-matched): a revision is no news
+        else:
+            payload = build_payload(rule=rule.name, kind="new", story=story, article=article,
+                                    article_id=article_id, feed_name=feed_name, matched=match.terms)
+            if outbox_sql.insert_alert(conn, kind="new", payload=payload, **common):
+                created += 1
+                continue
         if not source_added or story_created:
             continue
         waiting = outbox_sql.waiting_story_alert(conn, rule=rule.name, story_id=story_id, channel=channel)
