@@ -502,6 +502,7 @@ def _ingest(
             if write.status == "updated":  # a revised text may no longer match a rule it matched before
                 forget_matches_of_article(conn, write.article_id, (rule.name for rule in ruleset.rules),
                                           keep=(match.rule for match in matches))
+        handled: set[str] = set()  # rules whose alerts enqueue_for_article saw to
         if config is not None and matches:
             enqueued = alerts_module.enqueue_for_article(
                 conn, config, article_id=write.article_id, story_id=assignment.story_id,
@@ -511,6 +512,11 @@ def _ingest(
             )
             result.alerts += enqueued.created
             result.held_back += enqueued.held_back
+            if not enqueued.held_back:
+                handled = {match.rule for match in matches}
+        if config is not None and assignment.source_added and not assignment.created:
+            alerts_module.refresh_waiting_alerts(conn, story_id=assignment.story_id, feed_name=feed_name,
+                                                 skip_rules=handled)
     return result
 
 

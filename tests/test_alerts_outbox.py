@@ -168,6 +168,24 @@ def test_digest_every_hour_sends_one_message_listing_the_stories(tmp_path: Path,
     assert run_digests(w.store, w.config, now=later(hours=2, minutes=1)) == 0
 
 
+def test_a_waiting_alert_lists_an_outlet_whose_article_does_not_match_its_rule(tmp_path: Path, out: Path) -> None:
+    """The digest lists each story with its sources so far: an outlet that joined the story while the
+    alert waited is among them even when its own wording does not match the rule (BBC never says
+    'mutinous'). It still sends nothing of its own."""
+    rules = '[[rules]]\nname = "mutiny"\nquery = "mutinous"\nchannels = ["file"]\nmode = "digest"\nevery = "1h"\n'
+    w = world(tmp_path, rules, jsonl_channel(out))
+    assert run_digests(w.store, w.config, now=NOW) == 0
+    assert w.ingest("RFI", COUP_RFI, now=later(minutes=10)).alerts == 1
+    assert w.ingest("BBC", COUP_BBC, now=later(minutes=20)).alerts == 0
+    (held,) = w.alerts()
+    assert held["status"] == "held" and held["payload"]["feeds"] == ["RFI", "BBC"]
+    assert run_digests(w.store, w.config, now=later(minutes=61)) == 1
+    assert deliver_pending(w.store, w.config, now=later(minutes=61)).sent == 1
+    (digest,) = lines(out)
+    (item,) = digest["items"]
+    assert {source["feed"] for source in item["sources"]} == {"RFI", "BBC"}
+
+
 def test_a_channel_taken_off_a_digest_rule_gets_its_held_alerts_released(tmp_path: Path, out: Path) -> None:
     """Held alerts wait for a digest of their (rule, channel); when the config no longer sends that rule's
     digest to the channel, none will ever fold them: they go out as ordinary alerts instead of waiting forever."""

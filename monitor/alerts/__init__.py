@@ -11,12 +11,12 @@ from __future__ import annotations
 from monitor.alerts.channels import ChannelSpec, build_channel, channel_specs, validate_channel_url
 from monitor.alerts.delivery import DeliveryReport, backoff, deliver_pending, send_test
 from monitor.alerts.digest import run_digests
-from monitor.alerts.outbox import EnqueueResult, enqueue_for_article, rule_channels
+from monitor.alerts.outbox import EnqueueResult, enqueue_for_article, refresh_waiting_alerts, rule_channels
 from monitor.alerts.redact import redact_text, redact_url
 from monitor.alerts.render import Message, render
 
 __all__ = [
     "ChannelSpec", "DeliveryReport", "EnqueueResult", "Message", "backoff", "build_channel", "channel_specs",
-    "deliver_pending", "enqueue_for_article", "redact_text", "redact_url", "render", "rule_channels",
-    "run_digests", "send_test", "validate_channel_url",
+    "deliver_pending", "enqueue_for_article", "redact_text", "redact_url", "refresh_waiting_alerts", "render",
+    "rule_channels", "run_digests", "send_test", "validate_channel_url",
 ]

@@ -5,7 +5,8 @@ Policy:
 - one ``new`` row per (rule, story, channel): later articles of the same story (other outlets, rewrites)
   hit the UNIQUE key and add nothing;
 - a story that gains a new outlet (``source_added``) while its alert still waits (pending, or held for a
-  digest) refreshes that alert's list of sources instead of adding a message;
+  digest) refreshes that alert's list of sources instead of adding a message, whether or not the new
+  outlet's article matches the alert's rule (``refresh_waiting_alerts``);
 - with ``notify_on_update``, a story that gains a new outlet after its alert went out adds a numbered
   ``update-N`` row (one follow-up per new outlet);
 - digest rules write their rows as ``held`` (``run_digests`` folds them into one message per period);
@@ -75,6 +76,21 @@ def _refresh_sources(conn: sqlite3.Connection, waiting: dict[str, Any], story: d
     for key in ("headline", "url", "sources", "feeds"):
         payload[key] = fresh[key]
     outbox_sql.replace_payload(conn, waiting["id"], payload)
+
+
+def refresh_waiting_alerts(conn: sqlite3.Connection, *, story_id: int, feed_name: str,
+                           skip_rules: Iterable[str] = ()) -> int:
+    """A story gained an outlet (``feed_name``): its alerts still waiting list the sources so far, even
+    when the outlet's article does not match their rule. ``skip_rules``: rules ``enqueue_for_article``
+    handled for that article. Returns how many alerts were refreshed."""
+    skip = set(skip_rules)
+    waiting = [row for row in outbox_sql.waiting_story_alerts(conn, story_id=story_id) if row["rule"] not in skip]
+    story = get_story(conn, story_id) if waiting else None
+    if story is None:
+        return 0
+    for row in waiting:
+        _refresh_sources(conn, row, story, feed_name)
+    return len(waiting)
 
 
 class _PayloadArticle:

@@ -367,6 +367,19 @@ def waiting_story_alert(conn: sqlite3.Connection, *, rule: str, story_id: int, c
     return _row_to_dict(row) if row else None
 
 
+def waiting_story_alerts(conn: sqlite3.Connection, *, story_id: int) -> list[dict[str, Any]]:
+    """``waiting_story_alert`` of each rule and channel that has one for the story."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts WHERE story_id = ? AND status IN ('pending', 'held')"
+        " AND folded_into IS NULL ORDER BY id DESC",
+        (story_id,),
+    ):
+        record = _row_to_dict(row)
+        newest.setdefault((record["rule"], record["channel"]), record)
+    return list(newest.values())
+
+
 def replace_payload(conn: sqlite3.Connection, alert_id: int, payload: dict[str, Any]) -> None:
     conn.execute("UPDATE alerts SET payload = ? WHERE id = ?",
                  (json.dumps(payload, ensure_ascii=False, sort_keys=True), alert_id))
