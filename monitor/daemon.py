@@ -37,7 +37,7 @@ from monitor.store import Store
 from monitor.store import leases
 from monitor.store.leases import DueFeed, feed_host
 from monitor.store.retention import run_retention
-from monitor.store.status import checkpoint, optimize, write_heartbeat
+from monitor.store.status import checkpoint, daemon_state, optimize, read_heartbeat, write_heartbeat
 from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,12 @@ class Daemon:
         store = Store.open(self.db_path)
         self._store = store
         try:
+            try:
+                self._write_start()
+            except MonitorError:
+                store.close()
+                self._store = None
+                raise
             store.sync_feeds(self.config.feeds)
             self._release_dead_leases()
             self._ctx = self._build_context(self.config, previous=None)
@@ -115,7 +121,6 @@ class Daemon:
                 concurrency=self.config.monitor.concurrency, per_host=self.config.monitor.per_host,
                 on_result=self._after_poll, lag_window=self.options.lag_window,
             )
-            self._write_start()
             self._check_watchdog()
             enabled = sum(1 for feed in self.config.feeds if feed.enabled)
             self.notifier.ready(f"polling {enabled} feeds")
@@ -371,7 +376,18 @@ class Daemon:
 
     # ------------------------------------------------------------------ heartbeat and status
     def _write_start(self) -> None:
+        """Claim the archive with the start heartbeat; refused (StoreError) while another daemon's heartbeat says
+        it runs on this archive, before this one changes anything: two daemons would each report the other's
+        state in ``newsmon status``, and the first to stop would mark the archive's daemon stopped."""
         with self._require_store().transaction() as conn:
+            other = daemon_state(read_heartbeat(conn), now=utcnow())
+            # The same pid on this host is a daemon before a restart that reused it (a container's pids repeat).
+            earlier_self = other.pid == os.getpid() and other.host == socket.gethostname()
+            if other.running and not earlier_self:
+                raise StoreError(
+                    f"another newsmon daemon runs on the archive {self.db_path} (pid {other.pid} on {other.host}, "
+                    f"last tick {other.last_tick}): stop it first (`newsmon poll` may run beside it)"
+                )
             write_heartbeat(conn, {
                 "pid": str(os.getpid()), "host": socket.gethostname(), "started": to_iso(self.started),
                 "last_tick": to_iso(utcnow()), "stopped": None, "version": __version__,

@@ -360,6 +360,35 @@ def test_concurrent_poll_never_double_polls(tmp_path: Path, server: FeedServer, 
 # --------------------------------------------------------------------------- outage
 
 
+def test_a_second_daemon_on_the_same_archive_is_refused(tmp_path: Path, server: FeedServer, running: list) -> None:
+    server.add("/a.xml", rss(("a1", "Alpha")))
+    first = Newsmon(tmp_path, config_text(feed_toml("a", server.url("/a.xml"))))
+    running.append(first.start())
+    wait_until(lambda: first.status()["daemon"]["running"], what="the first daemon's heartbeat")
+
+    second = Newsmon(tmp_path, first.config.read_text())
+    second.log_path = tmp_path / "second.log"
+    running.append(second)
+    with open(second.log_path, "wb") as log_file:
+        second.proc = subprocess.Popen(second.argv("run"), cwd=tmp_path, env=second.env, stdout=subprocess.DEVNULL,
+                                       stderr=log_file)
+        wait_until(lambda: second.proc.poll() is not None or "daemon started" in second.log(), what="second daemon")
+    assert "daemon started" not in second.log()
+    assert second.proc.wait(timeout=60) == 1, second.log()
+    assert second.log().startswith("error: another newsmon daemon runs on the archive")
+    assert f"pid {first.proc.pid}" in second.log() and "Traceback" not in second.log()
+
+    # the running daemon is still the archive's daemon, and after it stops one may start again
+    state = first.status()["daemon"]
+    assert state["running"] and state["pid"] == first.proc.pid
+    assert first.stop() == 0
+    third = Newsmon(tmp_path, first.config.read_text())
+    third.log_path = tmp_path / "third.log"
+    running.append(third.start())
+    assert third.status()["daemon"]["pid"] == third.proc.pid
+    assert third.stop() == 0
+
+
 def test_network_outage_is_one_log_line_and_no_backoff(tmp_path: Path, server: FeedServer, running: list) -> None:
     port = server.base_url.rsplit(":", 1)[1]
     hosts = ["127.0.0.1", "localhost"]
