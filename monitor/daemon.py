@@ -62,11 +62,12 @@ class DaemonOptions:
 
     @classmethod
     def from_env(cls) -> DaemonOptions:
-        """``NEWSMON_TICK``, ``NEWSMON_DELIVER_EVERY``, ``NEWSMON_UPKEEP_EVERY``, ``NEWSMON_LAG_WINDOW`` (seconds):
-        for tests and benchmarks."""
+        """``NEWSMON_TICK``, ``NEWSMON_DELIVER_EVERY``, ``NEWSMON_UPKEEP_EVERY``, ``NEWSMON_LAG_WINDOW``,
+        ``NEWSMON_RETENTION_FIRST`` (seconds): for tests and benchmarks."""
         options = cls()
         for name, attr in (("NEWSMON_TICK", "tick"), ("NEWSMON_DELIVER_EVERY", "deliver_every"),
-                           ("NEWSMON_UPKEEP_EVERY", "upkeep_every"), ("NEWSMON_LAG_WINDOW", "lag_window")):
+                           ("NEWSMON_UPKEEP_EVERY", "upkeep_every"), ("NEWSMON_LAG_WINDOW", "lag_window"),
+                           ("NEWSMON_RETENTION_FIRST", "retention_first")):
             value = os.environ.get(name)
             if value:
                 try:
@@ -354,7 +355,7 @@ class Daemon:
 
     def retention(self) -> None:
         result = run_retention(self._require_store(), now=utcnow(), retention=self.config.monitor.retention,
-                               story_window=self.config.monitor.story_window)
+                               story_window=self.config.monitor.story_window, stop=self._stop.is_set)
         log.debug("retention done articles=%d stories=%d fetch_log=%d",
                   result.articles, result.stories, result.fetch_log)
 

@@ -543,6 +543,55 @@ def test_daemon_talks_to_systemd(tmp_path: Path, server: FeedServer, running: li
     assert any(m.startswith("STATUS=") for m in messages)
 
 
+def old_articles_jsonl(path: Path, count: int) -> Path:
+    """``count`` articles of 2020 in the ``newsmon export`` format, each its own story."""
+    import json
+
+    with path.open("w") as out:
+        for i in range(count):
+            out.write(json.dumps({
+                "key": f"url:http://old.example.org/{i}", "url": f"http://old.example.org/{i}", "guid": None,
+                "title": f"Archived report {i} term{i % 997}", "summary": f"summary {i} word{i % 313}", "content": "",
+                "published": "2020-01-01T08:00:00Z", "published_source": "published", "undated": False,
+                "first_seen": "2020-01-01T08:00:00Z", "updated_at": None, "language": "en", "authors": [],
+                "categories": [], "domain": "old.example.org", "fingerprint": f"{i:040x}",
+                "feeds": [{"name": "old", "url": "http://old.example.org/feed", "first_seen": "2020-01-01T08:00:00Z"}],
+            }) + "\n")
+    return path
+
+
+def test_sigterm_during_a_retention_prune_stops_between_batches(tmp_path: Path, server: FeedServer,
+                                                                running: list) -> None:
+    server.add("/a.xml", rss(("a1", "Alpha")))
+    text = config_text(feed_toml("a", server.url("/a.xml"), "1h"), retention="30d")
+    daemon = Newsmon(tmp_path, text, env={"NEWSMON_RETENTION_FIRST": "0.1"})
+    total = 30000
+    daemon.cli("import", str(old_articles_jsonl(tmp_path / "old.jsonl", total)))
+    old = "SELECT COUNT(*) FROM articles WHERE published < '2021'"
+    running.append(daemon.start())
+    wait_until(lambda: daemon.query(old)[0][0] < total, timeout=120, what="the prune to start")
+    assert daemon.stop() == 0
+    left = daemon.query(old)[0][0]
+    assert 0 < left < total                                   # stopped between two batches, not at the end
+    assert "interrupted" in daemon.log() and "Traceback" not in daemon.log()
+    with sqlite3.connect(daemon.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+        assert conn.execute("SELECT COUNT(*) FROM story_articles WHERE article_id NOT IN "
+                            "(SELECT id FROM articles)").fetchone() == (0,)
+
+    # the next run deletes the rest
+    again = Newsmon(tmp_path, text, env={"NEWSMON_RETENTION_FIRST": "0.1"})
+    again.log_path = tmp_path / "again.log"
+    running.append(again.start())
+    wait_until(lambda: daemon.query(old)[0][0] == 0, timeout=120, what="the rest of the prune")
+    wait_until(lambda: daemon.query("SELECT COUNT(*) FROM stories WHERE NOT EXISTS (SELECT 1 FROM story_articles "
+                                    "sa WHERE sa.story_id = stories.id)") == [(0,)], timeout=120,
+               what="the empty stories to go")
+    assert again.stop() == 0
+    assert [line for line in daemon.cli("search", "Alpha").stdout.splitlines() if "Alpha" in line]
+
+
 # --------------------------------------------------------------------------- systemd unit
 
 

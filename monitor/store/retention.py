@@ -1,6 +1,7 @@
 """Retention: forget articles older than ``[monitor] retention``, except those of stories that were alerted.
 
-Deletes run in small batches, one short transaction each, so the daemon's polls interleave with them.
+Deletes run in small batches, one short transaction each, so the daemon's polls interleave with them, and
+a stop request (the daemon's SIGTERM) is honoured between two batches: what is left goes at the next run.
 ``article_feeds`` and ``article_versions`` follow by ``ON DELETE CASCADE`` and the FTS index by its delete
 trigger; the story tables (no foreign key to ``articles``) are cleaned here, and so is the fetch log.
 Tables an older archive does not have are skipped.
@@ -27,6 +28,11 @@ BATCH = 500
 FETCH_LOG_KEEP = timedelta(days=14)
 
 Transaction = Callable[[], ContextManager[sqlite3.Connection]]
+StopRequested = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -35,6 +41,7 @@ class RetentionResult:
     stories: int = 0
     fetch_log: int = 0
     postings: int = 0
+    interrupted: bool = False
 
 
 def _article_cleanup_tables(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -58,13 +65,14 @@ def _deletable_sql(conn: sqlite3.Connection) -> str:
 
 
 def delete_old_articles(transaction: Transaction, *, now: datetime, retention: timedelta,
-                        batch: int = BATCH) -> RetentionResult:
+                        batch: int = BATCH, stop: StopRequested = _never) -> RetentionResult:
     """Delete what retention allows, in batches; ``transaction()`` yields a connection inside one transaction
-    (``Store.transaction``). Returns what was deleted."""
+    (``Store.transaction``). ``stop()`` is asked before each batch: when it says so, the result is marked
+    ``interrupted`` and the rest waits for the next run. Returns what was deleted."""
     cutoff = to_iso(now - retention)
     result = RetentionResult()
     try:
-        while True:
+        while not _stopped(stop, result):
             with transaction() as conn:
                 db = raw_connection(conn)
                 ids = [row[0] for row in db.execute(_deletable_sql(db), {"cutoff": cutoff, "batch": batch})]
@@ -73,9 +81,14 @@ def delete_old_articles(transaction: Transaction, *, now: datetime, retention: t
                     result.articles += len(ids)
             if len(ids) < batch:
                 break
-        with transaction() as conn:
-            result.stories = _delete_empty_stories(raw_connection(conn))
-        while True:
+        after = 0
+        while not _stopped(stop, result):
+            with transaction() as conn:
+                deleted, after = _delete_empty_stories(raw_connection(conn), after=after, batch=batch)
+            result.stories += deleted
+            if deleted < batch:
+                break
+        while not _stopped(stop, result):
             with transaction() as conn:
                 trimmed = _trim_fetch_log(raw_connection(conn), now=now, keep=min(retention, FETCH_LOG_KEEP),
                                           batch=batch * 10)
@@ -84,10 +97,17 @@ def delete_old_articles(transaction: Transaction, *, now: datetime, retention: t
                 break
     except sqlite3.Error as exc:
         raise StoreError(f"retention failed: {exc}") from exc
-    if result.articles or result.stories or result.fetch_log:
-        log.info("retention articles=%d stories=%d fetch_log=%d cutoff=%s",
-                 result.articles, result.stories, result.fetch_log, cutoff)
+    if result.articles or result.stories or result.fetch_log or result.interrupted:
+        log.info("retention articles=%d stories=%d fetch_log=%d cutoff=%s%s",
+                 result.articles, result.stories, result.fetch_log, cutoff,
+                 " interrupted=stop (the rest waits for the next run)" if result.interrupted else "")
     return result
+
+
+def _stopped(stop: StopRequested, result: RetentionResult) -> bool:
+    if stop():
+        result.interrupted = True
+    return result.interrupted
 
 
 def _delete_articles(db: sqlite3.Connection, ids: list[int]) -> None:
@@ -97,27 +117,28 @@ def _delete_articles(db: sqlite3.Connection, ids: list[int]) -> None:
     db.execute(f"DELETE FROM articles WHERE id IN ({marks})", ids)
 
 
-def _delete_empty_stories(db: sqlite3.Connection) -> int:
+def _delete_empty_stories(db: sqlite3.Connection, *, after: int, batch: int) -> tuple[int, int]:
+    """Delete at most ``batch`` stories left without articles (alerted ones are kept), of ids above ``after``;
+    returns how many, and the id to continue after."""
     if not (table_exists(db, "stories") and table_exists(db, "story_articles")):
-        return 0
+        return 0, after
     keep_alerted = " AND id NOT IN (SELECT story_id FROM alerts)" if table_exists(db, "alerts") else ""
     empty = [row[0] for row in db.execute(
-        "SELECT id FROM stories WHERE NOT EXISTS (SELECT 1 FROM story_articles sa WHERE sa.story_id = stories.id)"
-        + keep_alerted
+        "SELECT id FROM stories WHERE id > ? AND NOT EXISTS "
+        "(SELECT 1 FROM story_articles sa WHERE sa.story_id = stories.id)"
+        + keep_alerted + " ORDER BY id LIMIT ?", (after, batch)
     )]
     if not empty:
-        return 0
-    for start in range(0, len(empty), BATCH):
-        chunk = empty[start:start + BATCH]
-        marks = ",".join("?" for _ in chunk)
-        for table in ("story_postings", "story_sources"):
-            if table_exists(db, table):
-                db.execute(f"DELETE FROM {table} WHERE story_id IN ({marks})", chunk)
-        db.execute(f"DELETE FROM stories WHERE id IN ({marks})", chunk)
+        return 0, after
+    marks = ",".join("?" for _ in empty)
+    for table in ("story_postings", "story_sources"):
+        if table_exists(db, table):
+            db.execute(f"DELETE FROM {table} WHERE story_id IN ({marks})", empty)
+    db.execute(f"DELETE FROM stories WHERE id IN ({marks})", empty)
     from monitor.store.stories import forget_clusterer_state
 
     forget_clusterer_state(db)  # a clusterer on this connection must not keep these stories in memory
-    return len(empty)
+    return len(empty), empty[-1]
 
 
 def _trim_fetch_log(db: sqlite3.Connection, *, now: datetime, keep: timedelta, batch: int) -> int:
@@ -131,13 +152,14 @@ def _trim_fetch_log(db: sqlite3.Connection, *, now: datetime, keep: timedelta, b
 
 
 def run_retention(store: Any, *, now: datetime, retention: timedelta,
-                  story_window: timedelta | None = None) -> RetentionResult:
+                  story_window: timedelta | None = None, stop: StopRequested = _never) -> RetentionResult:
     """Retention over a ``monitor.store.Store`` (its ``transaction()`` keeps the one-writer rule).
 
     With ``story_window``, the story index also forgets postings of stories too old for any new
-    article to join (older than the window, with a day's margin), so candidate look-ups stay small."""
-    result = delete_old_articles(store.transaction, now=now, retention=retention)
-    if story_window is not None:
+    article to join (older than the window, with a day's margin), so candidate look-ups stay small.
+    ``stop()`` interrupts it between two batches (``delete_old_articles``)."""
+    result = delete_old_articles(store.transaction, now=now, retention=retention, stop=stop)
+    if story_window is not None and not _stopped(stop, result):
         from monitor.store.stories import prune_postings
 
         try:
