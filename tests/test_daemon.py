@@ -592,6 +592,39 @@ def test_sigterm_during_a_retention_prune_stops_between_batches(tmp_path: Path, 
     assert [line for line in daemon.cli("search", "Alpha").stdout.splitlines() if "Alpha" in line]
 
 
+def test_restore_a_backup_onto_the_archive_of_a_killed_daemon(tmp_path: Path, server: FeedServer,
+                                                                running: list) -> None:
+    server.add("/a.xml", rss(("a1", "Alpha"), ("a2", "Beta")))
+    daemon = Newsmon(tmp_path, config_text(feed_toml("a", server.url("/a.xml"))))
+    running.append(daemon.start())
+    wait_until(lambda: daemon.query("SELECT COUNT(*) FROM articles") == [(2,)], what="articles")
+    copy = tmp_path / "copy.db"
+    daemon.cli("backup", str(copy))
+    restore = newsmon_argv("--config", str(daemon.config), "--db", str(copy), "backup", "--force", str(daemon.db))
+    refused = subprocess.run(restore, cwd=tmp_path, env=daemon.env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "running daemon" in refused.stderr, refused.stderr
+    assert daemon.query("SELECT COUNT(*) FROM articles") == [(2,)]
+    server.set_body("/a.xml", rss(("a1", "Alpha"), ("a2", "Beta"), ("a3", "Gamma"), ("a4", "Delta")))
+    wait_until(lambda: daemon.query("SELECT COUNT(*) FROM articles") == [(4,)], what="articles after the backup")
+
+    # killed (OOM, power cut): its -wal stays beside the archive; restoring the backup must not pair them
+    daemon.signal(signal.SIGKILL)
+    daemon.proc.wait(timeout=30)
+    assert Path(f"{daemon.db}-wal").exists()
+    restored = subprocess.run(restore, cwd=tmp_path, env=daemon.env, capture_output=True, text=True, timeout=120)
+    assert restored.returncode == 0, restored.stderr
+    with sqlite3.connect(daemon.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("SELECT COUNT(*) FROM articles").fetchone() == (2,)
+    again = Newsmon(tmp_path, daemon.config.read_text())
+    again.log_path = tmp_path / "again.log"
+    running.append(again.start())
+    polls = len(server.requests_for("/a.xml"))
+    wait_until(lambda: len(server.requests_for("/a.xml")) > polls + 1, what="polls on the restored archive")
+    assert again.stop() == 0
+    assert "Traceback" not in again.log() and "malformed" not in again.log()
+
+
 # --------------------------------------------------------------------------- systemd unit
 
 

@@ -135,12 +135,10 @@ def backup(app: AppContext, path: Path, force: bool) -> None:
     click.echo(f"backup written to {path} ({_size(size)})", err=True)
 
 
-# SQLite's companions of a database file: the -wal holds committed transactions not yet in the file itself.
-ARCHIVE_COMPANIONS = ("", "-wal", "-shm", "-journal")
-
-
 def _is_archive_file(path: Path, db_path: Path) -> bool:
     """Whether ``path`` is the archive or one of its SQLite companion files (symbolic links resolved)."""
+    from monitor.store.status import COMPANION_SUFFIXES
+
     target = path.resolve()
     db = db_path.resolve()
-    return any(target == db.with_name(db.name + suffix) for suffix in ARCHIVE_COMPANIONS)
+    return any(target == db.with_name(db.name + suffix) for suffix in ("", *COMPANION_SUFFIXES))

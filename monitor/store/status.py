@@ -8,6 +8,7 @@ not have yet (stories, alerts).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -256,12 +257,18 @@ def optimize(conn: Any) -> None:
         raise StoreError(f"PRAGMA optimize failed: {exc}") from exc
 
 
+# SQLite's companions of a database file: the -wal holds committed transactions not yet in the file itself.
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
 def backup(conn: Any, target: Path, *, force: bool = False) -> int:
     """An online, consistent copy of the archive at ``target`` (``VACUUM INTO``); returns its size in bytes.
 
     Works on a read-only connection while the daemon writes (it reads one snapshot). Refuses to overwrite an
     existing file unless ``force``; the copy is written beside the target and renamed into place, so a failed
-    backup never leaves a half-written file under the target's name.
+    backup never leaves a half-written file under the target's name. Overwriting (a restore: a backup copied
+    onto a stopped daemon's archive) removes the target's -wal/-shm/-journal first, which SQLite would otherwise
+    replay into the new file and corrupt it, and is refused while a process (the daemon) has the target open.
     """
     db = raw_connection(conn)
     target = Path(target)
@@ -271,6 +278,8 @@ def backup(conn: Any, target: Path, *, force: bool = False) -> int:
         raise UsageError(f"{target} is a directory: give a file name")
     if not target.parent.is_dir():
         raise UsageError(f"folder {target.parent} does not exist")
+    if target.exists():
+        _refuse_a_running_daemon(target)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     _unlink(partial)
     try:
@@ -279,11 +288,38 @@ def backup(conn: Any, target: Path, *, force: bool = False) -> int:
         _unlink(partial)
         raise StoreError(f"backup to {target} failed: {exc}") from exc
     try:
+        for suffix in COMPANION_SUFFIXES:
+            _unlink(target.with_name(target.name + suffix))
         os.replace(partial, target)
     except OSError as exc:
         _unlink(partial)
         raise StoreError(f"backup to {target} failed: {exc.strerror}") from exc
     return target.stat().st_size
+
+
+def _refuse_a_running_daemon(target: Path) -> None:
+    """StoreError when a process (the daemon, a reader) has the WAL database ``target`` open."""
+    if _open_elsewhere(target):
+        raise StoreError(f"{target} is open in another process (a running daemon or reader): stop it before "
+                         "overwriting the archive")
+
+
+def _open_elsewhere(target: Path) -> bool:
+    """Whether another process has ``target`` open as a WAL database: each SQLite connection to it holds a
+    shared lock on the DMS byte (offset 128) of its -shm file (https://www.sqlite.org/walformat.html)."""
+    try:
+        fd = os.open(target.with_name(target.name + "-shm"), os.O_RDWR)
+    except OSError:
+        return False  # no -shm: nobody has it open in WAL mode (one we may not open is reported by its unlink)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, 128)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: Path) -> None:
