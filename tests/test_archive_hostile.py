@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.feedserver import FeedServer, RequestRecord
+from tests.feedserver import FeedServer, RequestRecord, feed_server  # noqa: F401  (feed_server: a fixture)
 from tests.test_cli_usage import archive, assert_clean_error, invoke  # noqa: F401  (archive: a fixture)
 from tests.test_pipeline import write_config
 
@@ -59,6 +59,31 @@ def test_an_archive_path_that_is_a_directory_is_named_as_such(tmp_path: Path, ar
     assert done.stderr.strip() == (f"error: archive {folder} is a directory, not an SQLite file: name the "
                                    f"archive's file (such as {folder / 'newsmon.db'})")
     assert list(folder.iterdir()) == [] and not (tmp_path / "unused.db").exists()
+
+def damage_index(db: Path, index: str) -> None:
+    """Overwrite the first page of an index (as a bad sector does): its table still reads, a write to it fails."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (index,)).fetchone()[0]
+    finally:
+        conn.close()
+    with db.open("r+b") as out:
+        out.seek((root - 1) * page_size)
+        out.write(b"\xff" * 64)
+
+
+def test_writing_to_a_damaged_archive_is_a_clean_error(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.add("/a.xml", '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                              "<item><title>Bamako</title><link>http://news.example.org/1</link></item></channel></rss>")
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[[feeds]]\nname = "a"\nurl = "{feed_server.url("/a.xml")}"\n')
+    base = ["--config", str(config), "--db", str(tmp_path / "newsmon.db")]
+    assert invoke([*base, "init"]).exit_code == 0
+    damage_index(tmp_path / "newsmon.db", "feeds_next_check")
+    result = invoke([*base, "poll"])
+    assert_clean_error(result, 1, "error: archive", "is damaged or not a newsmon database")
 
 
 # --------------------------------------------------------------------------- dates at the ends of the calendar

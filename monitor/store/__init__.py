@@ -57,6 +57,12 @@ def translate_sqlite_error(exc: sqlite3.Error, path: Path | str) -> StoreError:
     return StoreError(f"archive {path}: {text}")
 
 
+def archive_fault(exc: sqlite3.DatabaseError) -> bool:
+    """Whether an SQLite error comes from the archive's state (locked, full disk, I/O, a damaged file: SQLite
+    raises the bare ``DatabaseError`` for "malformed" and "not a database") rather than from a wrong statement."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
 _ARTICLE_COLUMNS = "id, title, summary, content, feed_id, url"
 _RECOGNISE_SQL = (
     f"SELECT * FROM (SELECT 1, {_ARTICLE_COLUMNS} FROM articles "
@@ -221,10 +227,12 @@ class Store:
                 raise translate_sqlite_error(exc, self.path) from exc
             try:
                 yield self.conn
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 # SQLite may have rolled back already (a full disk does): then ROLLBACK itself would fail
                 # and hide the cause.
                 self._rollback()
+                if not archive_fault(exc):
+                    raise
                 raise translate_sqlite_error(exc, self.path) from exc
             except BaseException:
                 self._rollback()
