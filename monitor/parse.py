@@ -35,6 +35,7 @@ import feedparser.api as _feedparser_api
 import feedparser.namespaces._base as _feedparser_base
 
 from monitor.errors import ParseError
+from monitor.feeddates import register as _register_date_handler
 from monitor.jsonfeed import MAX_YEAR, MIN_YEAR, parse_json_feed
 from monitor.models import Entry, ParsedFeed
 
@@ -53,6 +54,8 @@ _XML_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']
 _LATIN_DEFAULTS = frozenset({"ascii", "iso8859-1", "iso8859-15", "cp1252"})
 _UTF8_BOM = b"\xef\xbb\xbf"
 BOZO_MAX_CHARS = 200
+
+_register_date_handler()  # zone names, French dates, Unix times: read right (monitor.feeddates)
 
 _dict_get = dict.get  # FeedParserDict.get goes through its alias machinery; entries are read a lot
 
