@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -219,6 +220,29 @@ def test_retention_keeps_recent_and_alerted_articles(store: Store) -> None:
     store.conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
     # idempotent
     assert run_retention(store, now=NOW, retention=timedelta(days=365)).articles == 0
+
+
+def test_retention_takes_a_story_whole_once_its_newest_article_is_old(store: Store) -> None:
+    """A story is never cut in two: while its newest article is within retention, its older ones stay (the
+    story's headline, first outlet and article count go on describing articles the archive holds); once
+    every article is older than the cutoff, the story goes whole."""
+    text = "Niger junta suspends uranium exports to France after the Orano mine dispute"
+    first, later = NOW - timedelta(days=367), NOW - timedelta(days=363)
+    ingest_articles(store, "wire", [dataclasses.replace(article("early", text, when=first), fingerprint="same")],
+                    now=first)
+    ingest_articles(store, "desk", [dataclasses.replace(article("late", text, when=later), fingerprint="same")],
+                    now=later)
+    stories = store.conn.execute("SELECT DISTINCT story_id FROM story_articles").fetchall()
+    assert len(stories) == 1                                           # one story, reported 4 days apart
+    result = run_retention(store, now=NOW, retention=timedelta(days=365))
+    assert result.articles == 0 and result.stories == 0
+    story = store.conn.execute("SELECT first_feed, article_count FROM stories").fetchone()
+    assert story == ("wire", 2)
+    assert store.conn.execute("SELECT COUNT(*) FROM story_sources").fetchone() == (2,)
+    result = run_retention(store, now=NOW + timedelta(days=3), retention=timedelta(days=365))
+    assert result.articles == 2 and result.stories == 1
+    assert store.conn.execute("SELECT COUNT(*) FROM stories").fetchone() == (0,)
+    assert store.conn.execute("SELECT COUNT(*) FROM articles").fetchone() == (0,)
 
 
 def test_retention_works_in_batches(store: Store) -> None:

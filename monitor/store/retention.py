@@ -1,4 +1,5 @@
-"""Retention: forget articles older than ``[monitor] retention``, except those of stories that were alerted.
+"""Retention: forget articles older than ``[monitor] retention``, a story at a time (once its newest article is
+that old too), except the stories that were alerted.
 
 Deletes run in small batches, one short transaction each, so the daemon's polls interleave with them, and
 a stop request (the daemon's SIGTERM) is honoured between two batches: what is left goes at the next run.
@@ -51,11 +52,16 @@ def _article_cleanup_tables(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def _deletable_sql(conn: sqlite3.Connection) -> str:
+    """Articles older than the cutoff, unless their story is kept: a story goes whole, once its newest
+    article is older than the cutoff too (a story cut in two would keep a headline, first outlet and
+    article count describing articles gone), and an alerted story stays."""
     keep = ""
-    if table_exists(conn, "alerts") and table_exists(conn, "story_articles"):
+    if table_exists(conn, "stories") and table_exists(conn, "story_articles"):
+        alerted = " OR EXISTS (SELECT 1 FROM alerts al WHERE al.story_id = s.id)" if table_exists(conn, "alerts") else ""
         keep = (
-            " AND NOT EXISTS (SELECT 1 FROM story_articles sa JOIN alerts al ON al.story_id = sa.story_id"
-            " WHERE sa.article_id = articles.id)"
+            " AND NOT EXISTS (SELECT 1 FROM story_articles sa JOIN stories s ON s.id = sa.story_id"
+            " WHERE sa.article_id = articles.id AND (s.last_published >= :cutoff OR s.updated >= :cutoff"
+            + alerted + "))"
         )
     return (
         "SELECT id FROM articles WHERE published < :cutoff AND first_seen < :cutoff"
