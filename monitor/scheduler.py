@@ -22,7 +22,7 @@ from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -331,6 +331,21 @@ class JobSpec:
     first_in: timedelta = timedelta(0)
 
 
+def _log_failure(name: str, exc: Exception, failing: dict[str, Any]) -> None:
+    """A new failure is logged with its traceback; the same failure again (a damaged archive, a full disk: the
+    tick runs every second) only at the 2nd, 4th, 8th ... run, in one line, so the log stays readable."""
+    error = (type(exc), str(exc))
+    failing["runs"] += 1
+    if error != failing["error"]:
+        failing.update(error=error, same=1)
+        log.error("job failed job=%s error=%s", name, exc, exc_info=True)
+        return
+    failing["same"] += 1
+    same = failing["same"]
+    if same & (same - 1) == 0:  # a power of two
+        log.error("job failed again job=%s failed_runs=%d error=%s", name, same, exc)
+
+
 class _SkippedRunFilter(logging.Filter):
     """APScheduler warns each time a run is skipped because the previous one still runs. For our jobs that is
     by design (``max_instances=1``: an overrunning tick simply continues), so it is not worth a warning line."""
@@ -402,13 +417,18 @@ class JobScheduler:
 
     @staticmethod
     def _guarded(job: JobSpec) -> Callable[[], None]:
+        failing: dict[str, Any] = {"error": None, "same": 0, "runs": 0}  # the failure it repeats; the runs failed
+
         def run() -> None:
             started = time.monotonic()
             try:
                 job.func()
-            except Exception as exc:  # a failing job is logged with its traceback and retried at its next run
-                log.error("job failed job=%s error=%s", job.name, exc, exc_info=True)
+            except Exception as exc:  # a failing job is logged and retried at its next run
+                _log_failure(job.name, exc, failing)
                 return
+            if failing["runs"]:
+                log.warning("job recovered job=%s failed_runs=%d", job.name, failing["runs"])
+                failing.update(error=None, same=0, runs=0)
             elapsed = time.monotonic() - started
             if elapsed > max(job.every.total_seconds(), 1.0) * 5:
                 log.warning("job slow job=%s elapsed_s=%.1f", job.name, elapsed)

@@ -63,3 +63,50 @@ def test_failing_job_is_logged_with_its_cause_and_runs_again(tmp_path: Path, cap
     assert failures[0].exc_info is not None                 # with its traceback, for the operator
     with Store.open(db, readonly=True) as store:
         assert store.get_meta("robust") is not None
+
+
+def test_a_job_failing_the_same_way_logs_its_traceback_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon's tick runs every second: on a damaged or read-only archive it failed every second with a full
+    traceback. The traceback is logged once, the same failure again only at the 2nd, 4th, 8th ... run in one
+    line, and the recovery says how many runs failed."""
+    db = tmp_path / "archive.db"
+    Store.open(db).close()
+    stores = {"current": Store.open(db, readonly=True)}
+    runs: list[str] = []
+    recovered = threading.Event()
+
+    def write_meta() -> None:
+        store = stores["current"]
+        try:
+            with store.transaction() as conn:
+                store.set_meta(conn, "robust", str(len(runs)))
+        except ReadOnlyError:
+            runs.append("failed")
+            raise
+        runs.append("ok")
+        recovered.set()
+
+    scheduler = JobScheduler([JobSpec("write-meta", write_meta, every=timedelta(milliseconds=20))])
+    caplog.set_level(logging.WARNING, logger="monitor.scheduler")
+    scheduler.start(utcnow())
+    try:
+        deadline = time.monotonic() + 60
+        while runs.count("failed") < 20:
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.02)
+        stores["current"].close()
+        stores["current"] = Store.open(db)
+        assert recovered.wait(30), runs
+    finally:
+        scheduler.shutdown()
+        time.sleep(0.2)
+        stores["current"].close()
+    failed = runs.index("ok")
+    lines = [record for record in caplog.records if "job=write-meta" in record.getMessage()]
+    with_traceback = [record for record in lines if record.exc_info is not None]
+    again = [record.getMessage() for record in lines if "job failed again" in record.getMessage()]
+    assert len(with_traceback) == 1 and "read-only" in with_traceback[0].getMessage()
+    counts = [int(message.split("failed_runs=")[1].split()[0]) for message in again]
+    assert counts == [2 ** power for power in range(1, failed.bit_length()) if 2 ** power <= failed]
+    assert any(f"job recovered job=write-meta failed_runs={failed}" in record.getMessage() for record in lines)
+    print(f"{failed} failed runs: {len(lines)} log lines, 1 traceback")
