@@ -2,8 +2,8 @@
 
 ``grep -rn "except Exception\\|except:\\|except BaseException" monitor/`` finds five handlers:
 the three ``except BaseException`` in the store roll back and re-raise (nothing hidden); the job wrapper of
-``scheduler.JobScheduler`` logs a failing job with its traceback and runs it again at its next time (tested
-here with a real read-only archive); ``alerts.delivery._send_one`` turns a third-party sender's unexpected
+``scheduler.JobScheduler`` logs a failing job with its traceback (the same failure again in one line, at its
+2nd, 4th, 8th ... run) and runs it again at its next time (tested here with a real read-only archive); ``alerts.delivery._send_one`` turns a third-party sender's unexpected
 exception into an ``AlertError`` recorded on the alert. The dispatcher's "poll crashed" path (a future's
 exception) is exercised by ``test_robust_disk.py`` (the daemon on a full disk).
 """
