@@ -15,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from monitor.alerts import deliver_pending, send_test
+from monitor.alerts.render import chat_text
 from monitor.errors import AlertError, UsageError
 from tests.http_receiver import HttpReceiver
 from tests.smtp_receiver import SmtpReceiver
@@ -242,3 +243,56 @@ def test_two_deliverers_at_once_send_each_alert_once(tmp_path: Path, receiver: H
     assert sum(report.sent for report in reports) == 3
     assert len(receiver.accepted("/hook")) == 3
     assert len({request.json()["story_id"] for request in receiver.accepted("/hook")}) == 3
+
+
+def real_titles(corpora: Path, *names: str) -> list[str]:
+    """Entry titles of real feeds of the corpus, as the production parser reads them."""
+    from monitor.parse import parse_feed
+
+    titles: list[str] = []
+    for name in names:
+        titles += [entry.title for entry in parse_feed((corpora / "real-feeds" / name).read_bytes()).entries]
+    return titles
+
+
+MATTERMOST_MAX = 4000      # characters Apprise's Mattermost plugin says a post may have
+
+
+def send_digest(tmp_path: Path, receiver: HttpReceiver, url: str, titles: list[str]) -> list[str]:
+    """Each title a story of a digest rule's period; the texts the ``url`` channel posted for the digest."""
+    from monitor.alerts import run_digests
+
+    channel = f'[[channels]]\nname = "team"\nurl = "{url}"\ntimeout = "5s"\n'
+    rule = '[[rules]]\nname = "all"\nquery = "bamako"\nchannels = ["team"]\nmode = "digest"\nevery = "1h"\n'
+    w = World(tmp_path, config_text(rules=rule, channels=channel))
+    run_digests(w.store, w.config, now=NOW)
+    for index, title in enumerate(titles):
+        w.ingest(f"Outlet {index}", make_article(f"d{index}", title, summary="Bamako"), now=later(minutes=1))
+    assert run_digests(w.store, w.config, now=later(minutes=61)) == 1
+    assert deliver_pending(w.store, w.config, now=later(minutes=61)).sent == 1
+    return [request.json()["text"] for request in receiver.accepted()]
+
+
+def test_a_digest_longer_than_a_chat_service_takes_arrives_whole_in_messages_that_fit(
+        tmp_path: Path, receiver: HttpReceiver, corpora: Path) -> None:
+    """Chat services refuse a message over their length limit (Discord 2000 characters, Telegram 4096,
+    Mattermost 4000): a digest of real French and English stories is split into messages that fit,
+    and every story reaches the channel."""
+    titles = real_titles(corpora, "franceinfo_titres_2024-01-18.xml", "bbc_news_world_2026-02-17.xml")[:30]
+    texts = send_digest(tmp_path, receiver, f"mmost://127.0.0.1:{receiver.port}/hooktoken", titles)
+    assert len(texts) > 1
+    assert all(len(text) <= MATTERMOST_MAX for text in texts), [len(text) for text in texts]
+    received = "".join(texts)
+    assert f"Digest for rule all∶ {len(titles)} stories" in received
+    for title in titles:
+        assert chat_text(title) in received, title
+
+
+def test_an_overflow_mode_set_in_the_channel_url_is_kept(
+        tmp_path: Path, receiver: HttpReceiver, corpora: Path) -> None:
+    """``overflow=`` in the URL (after a ``#channel``, which Apprise reads as part of the path) is the user's
+    choice: newsmon does not add its own."""
+    titles = real_titles(corpora, "franceinfo_titres_2024-01-18.xml")[:20]
+    url = f"mmost://127.0.0.1:{receiver.port}/hooktoken/#desk?overflow=upstream"
+    (text,) = send_digest(tmp_path, receiver, url, titles)
+    assert len(text) > MATTERMOST_MAX

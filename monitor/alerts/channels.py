@@ -293,7 +293,11 @@ class AppriseChannel:
     def __init__(self, spec: ChannelSpec) -> None:
         self.spec = spec
         self.scheme = _scheme(spec.url)
+        # a chat message longer than its service takes (Discord 2000 characters, Telegram 4096 ...) is refused
+        # whole: Apprise splits it into messages that fit instead (a long digest). E-mail has no such limit.
         self.url = _with_timeouts(spec.url, spec.timeout)
+        if not self.is_email:
+            self.url = _with_defaults(self.url, {"overflow": "split"})
         self.deadline = (spec.timeout or APPRISE_DEFAULT_DEADLINE).total_seconds()
         try:
             validate_channel_url(spec.url)
@@ -365,9 +369,17 @@ def _with_timeouts(url: str, timeout: timedelta | None) -> str:
     """Pass the channel's timeout to Apprise as its connect/read timeouts unless the URL sets them."""
     if timeout is None:
         return url
-    query = urlsplit(url).query if "://" in url else ""
+    return _with_defaults(url, {key: f"{timeout.total_seconds():g}" for key in ("cto", "rto")})
+
+
+def _with_defaults(url: str, defaults: dict[str, str]) -> str:
+    """``url`` with ``key=value`` added to its query for each of ``defaults`` the URL does not set itself.
+
+    The query is everything after the first ``?``, as Apprise reads it (``#`` names a channel in Apprise URLs,
+    it does not start a fragment)."""
+    query = url.split("?", 1)[1] if "?" in url else ""
     keys = {key.lower() for key, _ in parse_qsl(query, keep_blank_values=True)}
-    extra = [f"{key}={timeout.total_seconds():g}" for key in ("cto", "rto") if key not in keys]
+    extra = [f"{key}={value}" for key, value in defaults.items() if key not in keys]
     if not extra:
         return url
     return url + ("&" if "?" in url else "?") + "&".join(extra)
