@@ -140,6 +140,23 @@ def test_apprise_json_receives_neutralised_text(
     assert_no_secret(w, caplog)
 
 
+def test_a_link_carries_no_mass_mention_to_a_chat_service(tmp_path: Path, receiver: HttpReceiver) -> None:
+    """Discord pings everyone for ``@everyone`` anywhere in a message, a link included, and Matrix the whole
+    room for ``@room``: the article link a feed gives reaches the chat with its ``@`` percent-encoded (the
+    same page) and without the ``user@`` part that would also hide the real host."""
+    w = World(tmp_path, config_text(rules=rules("chat"), channels=apprise_json_channel(receiver)))
+    w.ingest("RFI", make_article("mention", "Mali: the junta answers its critics",
+                                 url="https://news.example.org/@everyone/live?via=@here#@room"))
+    w.ingest("RFI", make_article("userinfo", "Bamako: the airport reopens",
+                                 url="https://trusted.example@phish.example/bamako"))
+    assert deliver_pending(w.store, w.config, now=NOW).sent == 2
+    texts = [request.json()["message"] for request in receiver.accepted("/apprise")]
+    received = "\n".join(texts)
+    assert "@" not in received
+    assert "https://news.example.org/%40everyone/live?via=%40here#%40room" in received
+    assert "https://phish.example/bamako" in received and "trusted.example" not in received
+
+
 def test_apprise_json_down_then_up(tmp_path: Path, receiver: HttpReceiver,
                                    caplog: pytest.LogCaptureFixture) -> None:
     w = World(tmp_path, config_text(rules=rules("chat"), channels=apprise_json_channel(receiver)))

@@ -63,7 +63,10 @@ def html_text(text: Any, limit: int = MAX_LINE) -> str:
 
 
 def safe_link(url: Any) -> str | None:
-    """An http(s) URL with chat/markup characters percent-encoded, or None."""
+    """An http(s) URL with chat/markup characters percent-encoded, or None.
+
+    No ``@`` is left for a chat service to read as a mass mention (``@everyone``, ``@here``, ``@room``): it is
+    percent-encoded after the host, and the user-info part (``https://user@host/``) is left out."""
     if not isinstance(url, str):
         return None
     candidate = one_line(url, 2000).replace(" ", "%20")
@@ -71,9 +74,18 @@ def safe_link(url: Any) -> str | None:
         parts = urlsplit(candidate)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    scheme_end = len(parts.scheme) + len("://")
+    authority_end = scheme_end + len(parts.netloc)
+    if (parts.scheme.lower() not in ("http", "https") or not parts.netloc
+            or candidate[scheme_end:authority_end] != parts.netloc):
         return None
-    return "".join(quote(char, safe="") if char in _URL_UNSAFE else char for char in candidate)
+    host = parts.netloc.rpartition("@")[2]
+    return (_percent_encode(candidate[:scheme_end] + host, _URL_UNSAFE)
+            + _percent_encode(candidate[authority_end:], _URL_UNSAFE + "@"))
+
+
+def _percent_encode(text: str, chars: str) -> str:
+    return "".join(quote(char, safe="") if char in chars else char for char in text)
 
 
 def build_payload(
