@@ -157,6 +157,36 @@ def test_a_link_carries_no_mass_mention_to_a_chat_service(tmp_path: Path, receiv
     assert "https://phish.example/bamako" in received and "trusted.example" not in received
 
 
+def test_a_follow_up_names_the_outlet_that_joined_the_story(
+        tmp_path: Path, receiver: HttpReceiver, smtp: SmtpReceiver) -> None:
+    """``notify_on_update``: the follow-up says which outlet is new, with its title and link, even when the
+    story has more sources than a message lists."""
+    rule = ('[[rules]]\nname = "mali"\nquery = "Mali OR Bamako"\nchannels = ["chat", "mail"]\n'
+            'notify_on_update = true\n')
+    w = World(tmp_path, config_text(rules=rule, channels=apprise_json_channel(receiver) + mail_channel(smtp)))
+    title = "Mali : la junte dissout les partis politiques à Bamako"
+
+    def report(index: int, minutes: float) -> None:
+        w.ingest(f"Outlet {index:02d}", make_article(f"o{index}", title, url=f"https://o{index}.example/mali"),
+                 now=later(minutes=minutes))
+
+    report(0, 0)
+    assert deliver_pending(w.store, w.config, now=later(minutes=1)).sent == 2
+    for index in range(1, 22):          # one follow-up listing them all, sent when the channels are free
+        report(index, 2)
+    assert deliver_pending(w.store, w.config, now=later(minutes=3)).sent == 2
+    report(22, 4)
+    assert deliver_pending(w.store, w.config, now=later(minutes=5)).sent == 2
+    chat = receiver.accepted("/apprise")[-1].json()["message"]
+    assert "Sources so far (23)" in chat
+    assert "New source Outlet 22 \u2013 Mali \u2236 la junte" in chat and "https://o22.example/mali" in chat
+    mail = smtp.messages[-1]
+    assert "update 2" in str(mail["Subject"])
+    html_body = mail.get_body(preferencelist=("html",)).get_content()
+    assert ('<p>New source: Outlet 22: <a href="https://o22.example/mali">Mali : la junte dissout les partis '
+            'politiques à Bamako</a></p>') in html_body
+
+
 def test_apprise_json_down_then_up(tmp_path: Path, receiver: HttpReceiver,
                                    caplog: pytest.LogCaptureFixture) -> None:
     w = World(tmp_path, config_text(rules=rules("chat"), channels=apprise_json_channel(receiver)))

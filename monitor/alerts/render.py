@@ -144,6 +144,13 @@ def _kind_label(kind: str) -> str:
     return kind
 
 
+def _new_source(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The outlet whose article made a follow-up (``update-N``): its feed, title and link."""
+    if not str(item.get("kind", "")).startswith("update-") or not item.get("feed"):
+        return None
+    return {"feed": item.get("feed"), "title": item.get("title"), "url": item.get("article_url")}
+
+
 def _matched_list(item: dict[str, Any]) -> list[str]:
     seen: list[str] = []
     for term in item.get("matched") or []:
@@ -158,6 +165,12 @@ def _alert_text(item: dict[str, Any]) -> list[str]:
     link = safe_link(item.get("url"))
     if link:
         lines.append(f"Link: {link}")
+    new = _new_source(item)
+    if new:
+        lines.append(f"New source: {one_line(new['feed'], 80)}: {one_line(new['title'])}")
+        new_link = safe_link(new["url"])
+        if new_link:
+            lines.append(f"  {new_link}")
     lines.append(f"Published: {item.get('published') or 'unknown'} (UTC)")
     matched = _matched_list(item)
     if matched:
@@ -179,6 +192,12 @@ def _alert_chat(item: dict[str, Any]) -> list[str]:
     link = safe_link(item.get("url"))
     if link:
         lines.append(link)
+    new = _new_source(item)
+    if new:
+        lines.append(f"New source {chat_text(new['feed'], 80)} \u2013 {chat_text(new['title'])}")
+        new_link = safe_link(new["url"])
+        if new_link:
+            lines.append(f"  {new_link}")
     lines.append(f"Published {item.get('published') or 'unknown'} UTC")
     matched = _matched_list(item)
     if matched:
@@ -214,6 +233,13 @@ def _alert_html(item: dict[str, Any]) -> list[str]:
         parts.append(f'<h3><a href="{html.escape(link, quote=True)}">{headline}</a></h3>')
     else:
         parts.append(f"<h3>{headline}</h3>")
+    new = _new_source(item)
+    if new:
+        new_title = html_text(new["title"])
+        new_link = safe_link(new["url"])
+        if new_link:
+            new_title = f'<a href="{html.escape(new_link, quote=True)}">{new_title}</a>'
+        parts.append(f"<p>New source: {html_text(new['feed'], 80)}: {new_title}</p>")
     parts.append(f"<p>Published: {html.escape(str(item.get('published') or 'unknown'))} (UTC)</p>")
     matched = _matched_list(item)
     if matched:
