@@ -99,6 +99,40 @@ def test_webhook_posts_our_alert_json_with_the_secret_header(
     assert_no_secret(w, caplog)
 
 
+ALERT_FIELDS = {"rule", "story_id", "headline", "url", "sources", "matched", "published", "kind"}   # INTERFACE.md
+
+
+def test_a_webhook_digest_or_flood_summary_has_the_fields_of_every_alert(
+        tmp_path: Path, receiver: HttpReceiver) -> None:
+    """A script reading the webhook's alerts finds the same fields in a digest and in a flood-control summary
+    (saying what they are), then the alerts they fold in ``items``."""
+    from monitor.alerts import run_digests
+
+    channels = webhook_channel(receiver) + webhook_channel(receiver, "capped").replace(
+        'timeout = "5s"', 'timeout = "5s"\nmax_per_hour = 1')
+    rule_text = (rules("hook") + 'mode = "digest"\nevery = "1h"\n'
+                 + '[[rules]]\nname = "sahel"\nquery = "Sahel"\nchannels = ["capped"]\n')
+    w = World(tmp_path, config_text(rules=rule_text, channels=channels))
+    run_digests(w.store, w.config, now=NOW)
+    w.ingest("RFI", PLAIN, now=later(minutes=5))
+    w.ingest("RFI", make_article("flood", "Flooding in Mopti: Mali asks for help", published=later(minutes=6)),
+             now=later(minutes=6))
+    for index, title in enumerate(["Sahel: drought worsens in Niger", "Sahel: the G5 summit is postponed"]):
+        w.ingest("RFI", make_article(f"sahel{index}", title), now=later(minutes=6))
+    assert run_digests(w.store, w.config, now=later(minutes=61)) == 1
+    assert deliver_pending(w.store, w.config, now=later(minutes=61)).sent == 2
+    bodies = {body["kind"].split("-")[0]: body for body in receiver.json_bodies("/hook")}
+    digest, summary = bodies["digest"], bodies["summary"]
+    for body in (digest, summary):
+        assert ALERT_FIELDS <= set(body), ALERT_FIELDS - set(body)
+        assert body["story_id"] is None and body["url"] is None and body["sources"] == []
+    assert digest["rule"] == "mali" and digest["headline"] == "Digest for rule mali: 2 stories"
+    assert digest["published"] == "2026-02-17T08:06:00Z"
+    assert [item["headline"] for item in digest["items"]] == [PLAIN.title, "Flooding in Mopti: Mali asks for help"]
+    assert summary["rule"] is None and summary["headline"].startswith("2 alerts folded into one message")
+    assert len(summary["items"]) == 2
+
+
 def test_webhook_down_loses_nothing_and_does_not_hold_up_other_channels(
         tmp_path: Path, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

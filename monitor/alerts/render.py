@@ -307,7 +307,15 @@ def _render_group(payload: dict[str, Any]) -> Message:
         chat_lines.append(chat_text(more))
         html_parts.append(f"<p>{html.escape(more)}</p>")
     return Message(title=title, text="\n".join(text_lines), html="".join(html_parts),
-                   chat="\n".join(chat_lines).rstrip(), data=payload, chat_title=chat_text(title))
+                   chat="\n".join(chat_lines).rstrip(), data=_group_data(payload, heading),
+                   chat_title=chat_text(title))
+
+
+def _group_data(payload: dict[str, Any], heading: str) -> dict[str, Any]:
+    """A digest's or summary's JSON: the fields of every alert (INTERFACE.md), then its own (``items`` ...)."""
+    published = [str(item["published"]) for item in payload.get("items") or [] if item.get("published")]
+    return {"rule": None, "story_id": None, "headline": heading, "url": None, "sources": [], "matched": [],
+            "published": max(published, default=None), **payload}
 
 
 def test_message(channel_name: str, now_iso: str) -> Message:
