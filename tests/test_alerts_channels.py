@@ -221,6 +221,25 @@ def test_a_follow_up_names_the_outlet_that_joined_the_story(
             'politiques à Bamako</a></p>') in html_body
 
 
+def test_an_alert_for_an_entry_without_a_date_does_not_pass_the_time_it_was_seen_as_its_publication(
+        tmp_path: Path, receiver: HttpReceiver, smtp: SmtpReceiver) -> None:
+    w = World(tmp_path, config_text(rules=rules("chat", "mail"),
+                                    channels=apprise_json_channel(receiver) + mail_channel(smtp)))
+    w.ingest("RFI", make_article("undated", "Mali : le couvre-feu est levé à Bamako", undated=True,
+                                 seen=later(minutes=3)), now=later(minutes=3))
+    w.ingest("RFI", make_article("dated", "Flooding in Mopti: Mali asks for help", published=later(minutes=-50)),
+             now=later(minutes=3))
+    assert deliver_pending(w.store, w.config, now=later(minutes=4)).sent == 4
+    chats = {request.json()["message"].splitlines()[1]: request.json()["message"]
+             for request in receiver.accepted("/apprise")}
+    assert "Published no date in the feed (first seen 2026-02-17T08:03:00Z UTC)" in chats[
+        "Mali \u2236 le couvre-feu est levé à Bamako"]
+    assert "Published 2026-02-17T07:10:00Z (UTC)" in chats["Flooding in Mopti\u2236 Mali asks for help"]
+    html_bodies = [message.get_body(preferencelist=("html",)).get_content() for message in smtp.messages]
+    assert sum("<p>Published: no date in the feed (first seen 2026-02-17T08:03:00Z UTC)</p>" in body
+               for body in html_bodies) == 1
+
+
 def test_apprise_json_down_then_up(tmp_path: Path, receiver: HttpReceiver,
                                    caplog: pytest.LogCaptureFixture) -> None:
     w = World(tmp_path, config_text(rules=rules("chat"), channels=apprise_json_channel(receiver)))

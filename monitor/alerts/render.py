@@ -151,6 +151,16 @@ def _new_source(item: dict[str, Any]) -> dict[str, Any] | None:
     return {"feed": item.get("feed"), "title": item.get("title"), "url": item.get("article_url")}
 
 
+def _published(item: dict[str, Any]) -> str:
+    """When the article was published; for an entry the feed gave no date, that it has none and when it was seen."""
+    published = one_line(item.get("published"), 40)
+    if not published:
+        return "unknown"
+    if item.get("undated"):
+        return f"no date in the feed (first seen {published} UTC)"
+    return f"{published} (UTC)"
+
+
 def _matched_list(item: dict[str, Any]) -> list[str]:
     seen: list[str] = []
     for term in item.get("matched") or []:
@@ -171,7 +181,7 @@ def _alert_text(item: dict[str, Any]) -> list[str]:
         new_link = safe_link(new["url"])
         if new_link:
             lines.append(f"  {new_link}")
-    lines.append(f"Published: {item.get('published') or 'unknown'} (UTC)")
+    lines.append(f"Published: {_published(item)}")
     matched = _matched_list(item)
     if matched:
         lines.append("Matched: " + one_line(", ".join(matched)))
@@ -198,7 +208,7 @@ def _alert_chat(item: dict[str, Any]) -> list[str]:
         new_link = safe_link(new["url"])
         if new_link:
             lines.append(f"  {new_link}")
-    lines.append(f"Published {item.get('published') or 'unknown'} UTC")
+    lines.append(f"Published {_published(item)}")
     matched = _matched_list(item)
     if matched:
         lines.append("Matched " + chat_text(", ".join(matched)))
@@ -240,7 +250,7 @@ def _alert_html(item: dict[str, Any]) -> list[str]:
         if new_link:
             new_title = f'<a href="{html.escape(new_link, quote=True)}">{new_title}</a>'
         parts.append(f"<p>New source: {html_text(new['feed'], 80)}: {new_title}</p>")
-    parts.append(f"<p>Published: {html.escape(str(item.get('published') or 'unknown'))} (UTC)</p>")
+    parts.append(f"<p>Published: {html.escape(_published(item))}</p>")
     matched = _matched_list(item)
     if matched:
         parts.append(f"<p>Matched: {html_text(', '.join(matched))}</p>")
