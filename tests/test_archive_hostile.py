@@ -242,11 +242,13 @@ def test_backup_never_replaces_a_file_of_the_archive(archive: list[str], suffix:
 
 # ESC sequences that clear the screen, recolour, retitle the window (OSC 0, ended by BEL) and write the
 # clipboard (OSC 52); a C1 CSI; a line break that would split a table row.
-HOSTILE_TEXT = "\x1b[2J\x1b[31mred\x1b]0;retitled\x07 \x1b]52;c;cm0gLXJmIH4=\x07 \x9b1m\nnext\tline"
+HOSTILE_TEXT = ("\x1b[2J\x1b[31mred\x1b]0;retitled\x07 \x1b]52;c;cm0gLXJmIH4=\x07 \x9b1m\nnext\tline"
+                " \u202egnirts\u202c \u2067isolated\u2069")
 
 
 def assert_no_terminal_controls(output: str) -> None:
-    assert not any(char in output for char in "\x1b\x07\x9b\x08\r"), repr(output)
+    assert not any(char in output for char in "\x1b\x07\x9b\x08\r\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"), \
+        repr(output)
 
 
 def _strings(value: object) -> list[str]:

@@ -139,8 +139,10 @@ def feed_url_argument(url: str, *, bare_host: bool = False) -> str:
 
 # What a terminal acts on instead of showing: C0 and C1 control characters (ESC opens the sequences that
 # recolour, clear the screen, retitle the window or set the clipboard; BEL ends some of them) and the
-# Unicode line and paragraph separators. A feed server's error text or an imported file can hold them.
-_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Unicode line and paragraph separators, and the bidirectional embeddings, overrides and isolates (U+202E turns
+# the rest of a line around: "Mali \u202eevil" shows as "Mali live"). A feed server's error text or an imported
+# file can hold them.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = frozenset("\t\n\x0b\x0c\r\x85\u2028\u2029")
 
 
