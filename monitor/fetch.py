@@ -386,6 +386,9 @@ class _BadEncoding(Exception):
     pass
 
 
+_DOCUMENT_STARTS = frozenset(bytes([byte]) for byte in b"<{ \t\r\n\xef\xfe\xff")  # what a feed's first byte can be
+
+
 class _Inflater:
     """gzip or deflate (zlib-wrapped, or raw as some servers send it), output in bounded pieces."""
 
@@ -398,8 +401,19 @@ class _Inflater:
         self._head: bytes | None = None if self._gzip else b""
         self._done = False
         self._received = False
+        self._plain = False  # a "gzip" body that is the document itself (see feed)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._plain:
+            yield data
+            return
+        if self._gzip and not self._received and data and data[:1] in _DOCUMENT_STARTS:
+            # A server that labels a plain body gzip (a proxy's or CDN's misconfiguration): gzip data always
+            # starts with 0x1f, a feed with "<" or "{" (or white space or a byte order mark), so it is read as is.
+            self._plain = self._done = True
+            self._received = True
+            yield data
+            return
         self._received = self._received or bool(data)
         if self._head is not None:
             self._head = self._head + data if len(self._head) < _PIECE else None

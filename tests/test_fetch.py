@@ -597,3 +597,14 @@ def test_a_redirect_to_an_invalid_host_name_is_a_fetch_error(feed_server: FeedSe
     feed_server.add("/f", b"", status=302, headers={"Location": "http://a..b/feed.xml"})
     error = fetch_error(fetcher, feed_server.url("/f"))
     assert error.kind in ("connect", "redirect") and "a..b" in error.message
+
+
+@pytest.mark.parametrize("body", [b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title></channel></rss>",
+                                  b'\xef\xbb\xbf{"version": "https://jsonfeed.org/version/1.1", "items": []}',
+                                  b"\n  <rss version='2.0'><channel><title>T</title></channel></rss>"])
+def test_a_plain_body_labelled_gzip_is_read_as_it_is(feed_server: FeedServer, fetcher: Fetcher, body: bytes) -> None:
+    """A proxy or CDN that labels an uncompressed feed 'Content-Encoding: gzip': gzip data always starts
+    with 0x1f, a feed never does, so the body is the feed (it was an error: 'body is not valid gzip data')."""
+    feed_server.add("/plain", body, headers={"Content-Encoding": "gzip"})
+    result = fetcher.fetch(feed_server.url("/plain"))
+    assert result.status == 200 and result.body == body
