@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import http.cookiejar
 import io
+import itertools
 import logging
 import re
 import socket
@@ -451,6 +452,21 @@ class _Inflater:
             raise _BadEncoding(f"the body was cut off before the end of its {'gzip' if self._gzip else 'deflate'} data")
 
 
+def _gunzip_file(body: bytes, limit: int, too_large: str, status: int) -> bytes:
+    """A gzip file served as it is, without a Content-Encoding (a feed published as ``feed.xml.gz``): its
+    content, counted against ``limit``; the body unchanged when it is not whole gzip data (the parser says)."""
+    inflater = _Inflater("gzip")
+    out = io.BytesIO()
+    try:
+        for piece in itertools.chain(inflater.feed(body), inflater.finish()):
+            if out.tell() + len(piece) > limit:
+                raise FetchError(too_large, kind="too_large", status=status)
+            out.write(piece)
+    except _BadEncoding:
+        return body
+    return out.getvalue()
+
+
 class _BodyDecoder:
     """Undo the Content-Encoding list (applied in order, so undone in reverse)."""
 
@@ -737,7 +753,10 @@ class Fetcher:
                 buffer.write(piece)
         except _BadEncoding as exc:
             raise FetchError(str(exc), kind="protocol", status=response.status_code) from exc
-        return buffer.getvalue()
+        body = buffer.getvalue()
+        if decoder.identity and body[:2] == b"\x1f\x8b":
+            return _gunzip_file(body, limit, too_large, response.status_code)
+        return body
 
     def _result(
         self, url: str, final: httpx.URL, response: httpx.Response, body: bytes, hops: list[int],

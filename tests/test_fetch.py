@@ -13,7 +13,10 @@ from typing import Iterator
 
 import pytest
 
+from click.testing import CliRunner
+
 import monitor
+from monitor.cli import cli
 from monitor.config import MonitorSettings
 from monitor.errors import FetchError
 from monitor.fetch import ACCEPT, RETRY_AFTER_MAX_S, Fetcher, FetchSettings, cache_max_age, retry_after_seconds
@@ -608,3 +611,20 @@ def test_a_plain_body_labelled_gzip_is_read_as_it_is(feed_server: FeedServer, fe
     feed_server.add("/plain", body, headers={"Content-Encoding": "gzip"})
     result = fetcher.fetch(feed_server.url("/plain"))
     assert result.status == 200 and result.body == body
+
+
+def test_a_gzip_file_served_without_content_encoding_is_read(feed_server: FeedServer, fetcher: Fetcher,
+                                                            tmp_path: Path) -> None:
+    """A feed published as feed.xml.gz (served as a file, no Content-Encoding): its content is the feed. It failed
+    as 'no RSS, Atom or JSON feed found (SAXParseException: not well-formed)', which said nothing of gzip."""
+    feed = b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title>" + b"".join(
+        f"<item><title>Story {index}</title><link>http://e.org/{index}</link></item>".encode() for index in range(50)
+    ) + b"</channel></rss>"
+    feed_server.add("/feed.xml.gz", gzip.compress(feed), content_type="application/gzip")
+    assert fetcher.fetch(feed_server.url("/feed.xml.gz")).body == feed
+    feed_server.add("/cut.xml.gz", gzip.compress(feed)[:-20], content_type="application/gzip")
+    assert fetcher.fetch(feed_server.url("/cut.xml.gz")).body == gzip.compress(feed)[:-20]  # not whole: as it is
+    with Fetcher(FetchSettings(user_agent="newsmon-test/1", max_body=1000)) as small:
+        assert fetch_error(small, feed_server.url("/feed.xml.gz")).kind == "too_large"  # counted decompressed
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "a.db"), "feeds", "check", feed_server.url("/feed.xml.gz")])
+    assert result.exit_code == 0 and "50 entries" in result.output, result.output
