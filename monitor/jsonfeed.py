@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -103,6 +104,9 @@ def _authors(obj: dict[str, Any]) -> list[str]:
     return names
 
 
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}:)60(?=[.+-]|$)")
+
+
 def parse_rfc3339(value: object) -> datetime | None:
     """An RFC 3339 date string → UTC-aware datetime; None when absent, unreadable or out of range."""
     if not isinstance(value, str) or not value.strip():
@@ -110,6 +114,7 @@ def parse_rfc3339(value: object) -> datetime | None:
     text = value.strip()
     if text[-1:] in ("z", "Z"):
         text = text[:-1] + "+00:00"
+    text = _LEAP_SECOND.sub(r"\g<1>59", text)  # RFC 3339 allows second 60; datetime does not: read as :59
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

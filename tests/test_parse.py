@@ -498,3 +498,14 @@ def test_any_json_feed_shape_gives_a_feed_or_a_parse_error(items: object, extra:
         assert exc.kind in {"invalid_json", "not_a_feed"}
     else:
         assert all(isinstance(entry.title, str) and isinstance(entry.authors, list) for entry in parsed.entries)
+
+
+def test_json_feed_leap_second_is_a_date() -> None:
+    """RFC 3339 allows second 60 (a leap second); Python's datetime does not: the entry was marked undated."""
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "items": [
+        {"id": "1", "title": "Leap", "date_published": "2016-12-31T23:59:60Z"},
+        {"id": "2", "title": "Leap with a fraction", "date_published": "2016-12-31T23:59:60.25+00:00"},
+    ]}).encode()
+    published = [entry.published for entry in parse_feed(body, {"content-type": "application/feed+json"}).entries]
+    assert published == [datetime(2016, 12, 31, 23, 59, 59, tzinfo=timezone.utc),
+                          datetime(2016, 12, 31, 23, 59, 59, 250000, tzinfo=timezone.utc)]
