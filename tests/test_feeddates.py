@@ -5,7 +5,6 @@ from __future__ import annotations
 import calendar
 import sqlite3
 import time
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -112,12 +111,9 @@ def test_real_feed_dates_change_only_where_feedparser_had_none(corpora: Path) ->
     files = sorted((corpora / "real-feeds").iterdir()) + sorted((corpora / "feedparser-tests").rglob("*.xml"))
     seen = answered = 0
     for path in files:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # feedparser's updated -> published fallback
-            entries = feedparser.parse(path.read_bytes()).entries
-        for entry in entries:
+        for entry in feedparser.parse(path.read_bytes()).entries:
             for key in ("published", "updated"):
-                written = entry.get(key)
+                written = dict.get(entry, key)  # the stored value: no alias of feedparser's (updated -> published)
                 if not isinstance(written, str) or not written:
                     continue
                 seen += 1
@@ -127,7 +123,7 @@ def test_real_feed_dates_change_only_where_feedparser_had_none(corpora: Path) ->
                 answered += 1
                 assert _feedparser_alone(written) is None, (path.name, written)
     print(f"{seen} entry dates, {answered} read by the handler (feedparser alone: no date)")
-    assert seen > 3000 and answered > 0
+    assert seen > 1500 and answered > 0
 
 
 def test_poll_stores_the_moment_a_zone_name_or_a_french_date_names(tmp_path: Path, feed_server: FeedServer) -> None:
