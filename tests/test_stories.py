@@ -273,6 +273,58 @@ def test_list_stories_by_rule_uses_matches_table(ingest: Ingest, store: Store) -
     assert [story["id"] for story in found] == [first.story_id]
 
 
+def _plan_ancestors(plan: list[tuple]) -> dict[int, list[str]]:
+    """EXPLAIN QUERY PLAN rows (id, parent, _, detail): each node's detail with its ancestors' details."""
+    details = {row[0]: row[3] for row in plan}
+    parents = {row[0]: row[1] for row in plan}
+    chains: dict[int, list[str]] = {}
+    for node in details:
+        chain, current = [], parents[node]
+        while current in details:
+            chain.append(details[current])
+            current = parents[current]
+        chains[node] = [details[node], *chain]
+    return chains
+
+
+def test_list_stories_by_rule_reads_the_matches_once(ingest: Ingest, store: Store) -> None:
+    """Stories of a rule come from one pass over its matches, not a look-up of all its matches per story
+    (a year's archive with a common rule took minutes); the stories found are those of the matched articles."""
+    ids = [ingest.new(title, summary, f"outlet{n}", T0 + timedelta(minutes=n))[0] for n, (title, summary) in
+           enumerate(QUAKE)]
+    ids += [ingest.new(title, summary, f"a{n}", T0 + timedelta(hours=1 + n))[0] for n, (title, summary) in
+            enumerate(ARREST_A)]
+    ids += [ingest.new(title, summary, f"b{n}", T0 + timedelta(hours=3 + n))[0] for n, (title, summary) in
+            enumerate(ARREST_B)]
+    with store.reading() as conn:
+        background = [row[0] for row in conn.execute("SELECT id FROM articles ORDER BY id LIMIT 2")]
+    matched = {"wanted": [background[1], ids[1], ids[2], ids[5]], "other": [background[0], ids[3]]}
+    with store.transaction() as conn:
+        conn.executemany("INSERT INTO matches(article_id, rule, terms, matched_at) VALUES (?, ?, '[]', ?)",
+                         [(article_id, rule, "2026-02-17T08:00:00Z") for rule, chosen in matched.items()
+                          for article_id in chosen])
+    statements: list[str] = []
+    with store.reading() as conn:
+        expected_ids = {story_store.story_of_article(conn, article_id) for article_id in matched["wanted"]}
+        everything = story_store.list_stories(conn, min_sources=1)
+        several = story_store.list_stories(conn, min_sources=2)
+        conn.set_trace_callback(statements.append)
+        found = story_store.list_stories(conn, rule="wanted", min_sources=1)
+        found_several = story_store.list_stories(conn, rule="wanted", min_sources=2)
+        limited = story_store.list_stories(conn, rule="wanted", min_sources=1, limit=2)
+        conn.set_trace_callback(None)
+        plans = [conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall() for sql in statements if " matches " in sql]
+    assert len(expected_ids) == 3
+    assert found == [story for story in everything if story["id"] in expected_ids]
+    assert found_several == [story for story in several if story["id"] in expected_ids] != []
+    assert limited == found[:2]
+    assert plans
+    for plan in plans:
+        for chain in _plan_ancestors(plan).values():
+            if chain[0].startswith(("SCAN m", "SEARCH m")):
+                assert not any("CORRELATED" in detail for detail in chain[1:]), chain
+
+
 def test_cross_language_report_joins_on_names_and_numbers(ingest: Ingest) -> None:
     _, english = ingest.new(*QUAKE[0], "outlet0", T0)
     ingest.new(*QUAKE[1], "outlet1", T0 + timedelta(minutes=10))

@@ -446,7 +446,7 @@ def list_stories(
     ``rule`` keeps the stories holding an article that matched that rule (table ``matches``);
     when that table does not exist yet no story matches.
     """
-    where = ["1 = 1"]
+    where: list[str] = []
     params: list[object] = []
     if since is not None:
         where.append("s.updated >= ?")
@@ -454,25 +454,25 @@ def list_stories(
     if rule is not None:
         if not _table_exists(conn, "matches"):
             return []
+        # The rule's matches give the stories (one pass over them), rather than a look-up of every
+        # match of the rule for each story in turn (which SQLite's plan did for a correlated EXISTS).
         where.append(
-            "EXISTS (SELECT 1 FROM story_articles sa JOIN matches m ON m.article_id = sa.article_id "
-            "WHERE sa.story_id = s.id AND m.rule = ?)"
+            "s.id IN (SELECT sa.story_id FROM matches m JOIN story_articles sa ON sa.article_id = m.article_id "
+            "WHERE m.rule = ?)"
         )
         params.append(rule)
-    sql = (
-        "SELECT s.id, s.headline, s.first_seen, s.updated, s.first_feed, s.article_count, "
-        "(SELECT count(DISTINCT feed) FROM story_sources ss WHERE ss.story_id = s.id) AS outlets "
-        f"FROM stories s WHERE {' AND '.join(where)} "
-        "AND (SELECT count(DISTINCT feed) FROM story_sources ss WHERE ss.story_id = s.id) >= ? "
-        "ORDER BY s.updated DESC, s.id DESC"
-    )
+    where.append("(SELECT count(DISTINCT feed) FROM story_sources ss WHERE ss.story_id = s.id) >= ?")
     params.append(max(0, min_sources))
+    sql = (
+        "SELECT s.id, s.headline, s.first_seen, s.updated, s.first_feed, s.article_count "
+        f"FROM stories s WHERE {' AND '.join(where)} ORDER BY s.updated DESC, s.id DESC"
+    )
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
     rows = conn.execute(sql, params).fetchall()
     sources = _sources(conn, [row[0] for row in rows])
-    return [_story_dict(row[:6], sources.get(row[0], [])) for row in rows]
+    return [_story_dict(row, sources.get(row[0], [])) for row in rows]
 
 
 def _story_dict(row: Sequence, sources: list[dict]) -> dict:
