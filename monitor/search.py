@@ -15,7 +15,8 @@ import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, Sequence
+from itertools import islice
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from monitor.errors import StoreError, UsageError
 from monitor.rules import MatchDoc, MatchedTerm, Query, compile_sql, explain_query, parse_query
@@ -166,12 +167,36 @@ def search(
 
     Raises QueryError for a malformed query, UsageError for a bad sort/limit, StoreError when
     the archive cannot be read. ``limit=None`` returns every hit. ``now`` is the time the
-    recency factor counts from (default: the current time).
+    recency factor counts from (default: the current time). See ``iter_search``.
+    """
+    return list(iter_search(conn, query, since=since, until=until, feeds=feeds, languages=languages, rule=rule,
+                            story_id=story_id, sort=sort, limit=limit, offset=offset, mark=mark, now=now))
+
+
+def iter_search(
+    conn: sqlite3.Connection,
+    query: str | Query,
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    feeds: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+    rule: str | None = None,
+    story_id: int | None = None,
+    sort: str = "relevance",
+    limit: int | None = 20,
+    offset: int = 0,
+    mark: tuple[str, str] = ("[", "]"),
+    now: datetime | None = None,
+    chunk: int = 500,
+) -> Iterator[SearchHit]:
+    """The hits of ``search``, read ``chunk`` at a time as they are consumed: memory does not grow with
+    the number of hits (read them inside one transaction, ``Store.snapshot``, for a consistent list).
 
     Two steps: the ids of the page are ranked first (no text, feed, story or rules read), then
-    those few rows are read. A query with very many hits is ranked within a recent window first
-    (see :func:`_window_ids`); the window is widened until the result is provably the same as
-    ranking every hit, so the fast path never changes an answer.
+    the rows of each chunk of ids are read. A query with very many hits is ranked within a recent
+    window first (see ``_Plan.page_ids``); the window is widened until the result is provably the
+    same as ranking every hit, so the fast path never changes an answer.
     """
     parsed = _as_query(query)
     if sort not in SORTS:
@@ -179,24 +204,28 @@ def search(
     if (limit is not None and limit < 0) or offset < 0:
         raise UsageError("limit and offset must not be negative")
     moment = to_iso(now) if now is not None else to_iso(utcnow())
+    terms = positive_terms(parsed.root)
     try:
         tables = _tables(conn)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
                            rule=rule, story_id=story_id)
         if filters is None:
-            return []
+            return
         plan = _Plan(conn, parsed, filters, sort=sort, now=moment or "", since=_iso(since))
-        ranked = plan.page_ids(limit, offset)
-        rows = _details(conn, tables, [article_id for article_id, _ in ranked])
+        ranked = iter(plan.page_ids(limit, offset))
+        while page := list(islice(ranked, chunk)):
+            rows = _details(conn, tables, [article_id for article_id, _ in page])
+            for article_id, score in page:
+                if article_id in rows:
+                    yield _hit((*rows[article_id], score), terms, mark)
     except sqlite3.Error as exc:
         raise StoreError(f"search failed: {exc}") from exc
-    terms = positive_terms(parsed.root)
-    return [_hit((*rows[article_id], score), terms, mark) for article_id, score in ranked if article_id in rows]
 
 
 # --------------------------------------------------------------------------- ranking plan
 
 WINDOW_MIN_HITS = 20_000            # rank within recent windows first when a query may have more hits
+WINDOW_MAX_PAGE = 20_000            # ... and the page (offset + limit) is at most this long
 WINDOW_DAYS = (7.0, 30.0, 120.0, 480.0)  # the windows tried, widest last (then every hit)
 ROWID_SCAN_CAP = 100_000            # index entries read to turn a date bound into a rowid bound
 BM25_RATIO_MAX = 2.2                # k1 + 1 with FTS5's k1 = 1.2: one phrase's tf part stays below it
@@ -277,7 +306,7 @@ class _Plan:
                 f"(1.0 + max(0.0, julianday(?) - julianday(a.published)) / {RECENCY_DAYS})")
 
     def _query(self, limit: int | None, offset: int, *, window: str | None,
-               saturate: bool = False) -> list[tuple]:
+               saturate: bool = False) -> sqlite3.Cursor:
         """(id, score) rows of one page; with ``saturate`` a third column holds bm25 with huge column
         weights, whose size is then sum(idf) * (k1 + 1) for a row holding every phrase."""
         where, params = list(self.where), list(self.params)
@@ -302,7 +331,7 @@ class _Plan:
         else:
             columns, order = "a.id, NULL", "ORDER BY a.published DESC, a.id DESC"
         sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} {order} LIMIT ? OFFSET ?"
-        return self.conn.execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
+        return self.conn.execute(sql, [*params, -1 if limit is None else limit, offset])
 
     def _first_id_since(self, moment: str) -> int | None:
         """The lowest id of the articles published at or after ``moment`` (so that FTS5 can skip every
@@ -315,10 +344,13 @@ class _Plan:
             return None
         return first if first is not None else 1 << 62
 
-    def page_ids(self, limit: int | None, offset: int) -> list[tuple[int, float | None]]:
+    def page_ids(self, limit: int | None, offset: int) -> Iterable[tuple[int, float | None]]:
+        """(id, score) of the page, best first, read from SQLite as they are consumed; a window's rows are
+        held in memory, so a page longer than ``WINDOW_MAX_PAGE`` (an export) ranks every hit instead."""
         if limit == 0:
             return []
-        if self.core is None or limit is None or self._core_hits(WINDOW_MIN_HITS + 1) <= WINDOW_MIN_HITS:
+        if (self.core is None or limit is None or limit + offset > WINDOW_MAX_PAGE
+                or self._core_hits(WINDOW_MIN_HITS + 1) <= WINDOW_MIN_HITS):
             return self._query(limit, offset, window=None)
         wanted = limit + offset
         relevance = self.sort == "relevance"
@@ -328,7 +360,7 @@ class _Plan:
             start = to_iso(from_iso(self.now) - timedelta(days=days)) or ""
             if self.since is not None and self.since >= start:
                 break                                    # the date filter is narrower than the window
-            rows = self._query(wanted, 0, window=start, saturate=saturate)
+            rows = self._query(wanted, 0, window=start, saturate=saturate).fetchall()
             if len(rows) < wanted:
                 continue
             if saturate:
@@ -553,9 +585,28 @@ def test_rule(
     Each hit carries ``terms`` (what matched, in which field), ``title_marked`` and a marked
     snippet, so that the CLI can print why each article matched.
     """
+    total, hits = iter_test_rule(conn, query, since, limit=limit, mark=mark)
+    return total, list(hits)
+
+
+def iter_test_rule(
+    conn: sqlite3.Connection,
+    query: str | Query,
+    since: datetime | str | None = None,
+    *,
+    limit: int | None = 20,
+    mark: tuple[str, str] = ("[", "]"),
+) -> tuple[int, Iterator[SearchHit]]:
+    """``test_rule`` with the hits read as they are consumed (see ``iter_search``): at most ``limit``
+    of the counted hits, when both are read in one transaction (``Store.snapshot``)."""
     parsed = _as_query(query)
     total = count_hits(conn, parsed, since=since)
-    hits = search(conn, parsed, since=since, sort="date", limit=limit, mark=mark)
+    hits = iter_search(conn, parsed, since=since, sort="date", limit=limit, mark=mark)
+    return total, _explained(conn, parsed, hits, mark)
+
+
+def _explained(conn: sqlite3.Connection, parsed: Query, hits: Iterable[SearchHit],
+               mark: tuple[str, str]) -> Iterator[SearchHit]:
     terms = positive_terms(parsed.root)
     for hit in hits:
         try:
@@ -564,7 +615,7 @@ def test_rule(
             raise StoreError(f"cannot read article {hit.id}: {exc}") from exc
         hit.terms = matched or []
         hit.title_marked = highlight(hit.title or "", terms, field="title", mark=mark)
-    return total, hits
+        yield hit
 
 
 test_rule.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

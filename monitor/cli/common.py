@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -204,6 +204,35 @@ def json_ascii() -> bool:
 def emit_json(value: Any) -> None:
     """One JSON document on stdout."""
     click.echo(json.dumps(value, ensure_ascii=json_ascii(), indent=2, default=_json_default))
+
+
+def emit_json_array(items: Iterable[Any]) -> None:
+    """One JSON array on stdout, written item by item as ``items`` yields them (memory does not grow with
+    the output): the same text as ``emit_json(list(items))``."""
+    _echo_json_array(items, level=0)
+    click.echo("")
+
+
+def emit_json_object(head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """One JSON object on stdout: the members of ``head``, then ``key`` holding the array of ``items``,
+    written item by item: the same text as ``emit_json({**head, key: list(items)})``."""
+    text = json.dumps({**head, key: []}, ensure_ascii=json_ascii(), indent=2, default=_json_default)
+    click.echo(text[:-len("[]\n}")], nl=False)
+    _echo_json_array(items, level=1)
+    click.echo("\n}")
+
+
+def _echo_json_array(items: Iterable[Any], *, level: int) -> None:
+    """``json.dumps(list(items), indent=2)`` nested ``level`` deep, one item at a time (no final newline).
+    An item's lines are its own ``indent=2`` lines shifted right: JSON text holds no raw line break but those."""
+    ascii_only = json_ascii()
+    shift = "\n" + "  " * (level + 1)
+    opening = "[" + shift
+    for item in items:
+        text = json.dumps(item, ensure_ascii=ascii_only, indent=2, default=_json_default)
+        click.echo(opening + text.replace("\n", shift), nl=False)
+        opening = "," + shift
+    click.echo("[]" if opening == "[" + shift else "\n" + "  " * level + "]", nl=False)
 
 
 def format_option(choices: tuple[str, ...] = ("table", "json")) -> Callable[[F], F]:

@@ -6,14 +6,16 @@ object in the package namespace the moment it is imported.)
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import click
 
-from monitor.cli.common import AppContext, count_type, emit_json, format_option, one_line, pass_app
+from monitor.cli.common import AppContext, count_type, emit_json, emit_json_object, format_option, one_line, pass_app
 from monitor.cli.search import parse_time_option, short_time, terminal_mark, PLAIN_MARK
 from monitor.config import Config, RuleConfig
 from monitor.errors import UsageError
 from monitor.rules import RuleSet
-from monitor.search import resolve_rule_or_query, test_rule
+from monitor.search import SearchHit, iter_test_rule, resolve_rule_or_query
 from monitor.store.matches import apply_evaluation, evaluate_rules, match_counts
 from monitor.timeutil import utcnow
 
@@ -85,16 +87,21 @@ def rules_test(app: AppContext, rule_or_query: str, since: str | None, limit: in
     since_time = parse_time_option("--since", since)
     mark = terminal_mark() if output_format == "table" else PLAIN_MARK
     store = app.store(readonly=True)
-    with store.reading() as conn:
-        total, hits = test_rule(conn, query, since_time, limit=limit, mark=mark)
-    if output_format == "json":
-        emit_json({"rule": name, "query": query.text,
-                   "count": total, "hits": [hit.to_dict() for hit in hits]})
-        return
+    with store.snapshot() as conn:   # hits are written as they are read, chunk by chunk
+        total, hits = iter_test_rule(conn, query, since_time, limit=limit, mark=mark)
+        if output_format == "json":
+            emit_json_object({"rule": name, "query": query.text, "count": total}, "hits",
+                             (hit.to_dict() for hit in hits))
+            return
+        _print_rule_test(name, since, total, min(total, limit), hits, mark)
+
+
+def _print_rule_test(name: str | None, since: str | None, total: int, shown: int, hits: Iterable[SearchHit],
+                     mark: tuple[str, str]) -> None:
     label = f"rule {name}" if name else "query"
     window = f" published since {since}" if since else ""
     click.echo(f"{total} article{'s' if total != 1 else ''} match {label}{window}"
-               + (f" (newest {len(hits)} shown)" if total > len(hits) else ""))
+               + (f" (newest {shown} shown)" if total > shown else ""))
     for hit in hits:
         title = one_line(hit.title_marked or hit.title, marks=mark)
         snippet = one_line(hit.snippet, marks=mark)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import sys
 from datetime import datetime
-from typing import Sequence
+from typing import Iterable
 
 import click
 
-from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json, json_ascii, one_line,
+from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json_array, json_ascii, one_line,
                                  pass_app)
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
-from monitor.search import SORTS, SearchHit, count_hits, highlight, positive_terms, search
+from monitor.search import SORTS, SearchHit, count_hits, highlight, iter_search, positive_terms, search
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
 
@@ -80,13 +79,14 @@ def search_cmd(
     check_rule_name(app, rule)
     mark = terminal_mark() if output_format == "table" else PLAIN_MARK
     store = app.store(readonly=True)
-    with store.reading() as conn:
+    with store.snapshot() as conn:   # hits are written as they are read, chunk by chunk
+        rows: Iterable[tuple[SearchHit, dict | None]]
         if group_stories:
             rows = _grouped(conn, parsed, filters, sort=sort, limit=limit, offset=offset, mark=mark)
         else:
-            hits = search(conn, parsed, sort=sort, limit=limit, offset=offset, mark=mark, **filters)
-            rows = [(hit, None) for hit in hits]
-    _emit(rows, parsed, output_format, mark, grouped=group_stories)
+            hits = iter_search(conn, parsed, sort=sort, limit=limit, offset=offset, mark=mark, **filters)
+            rows = ((hit, None) for hit in hits)
+        _emit(rows, parsed, output_format, mark, grouped=group_stories)
 
 
 def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: int, offset: int,
@@ -140,34 +140,39 @@ def _hit_dict(hit: SearchHit, info: dict | None) -> dict[str, object]:
     return data
 
 
-def _emit(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, output_format: str,
+def _emit(rows: Iterable[tuple[SearchHit, dict | None]], parsed: Query, output_format: str,
           mark: tuple[str, str], *, grouped: bool) -> None:
+    """Write each row as it comes (memory does not grow with the number of rows)."""
     if output_format == "json":
-        emit_json([_hit_dict(hit, info) for hit, info in rows])
+        emit_json_array(_hit_dict(hit, info) for hit, info in rows)
     elif output_format == "jsonl":
         for hit, info in rows:
             click.echo(json.dumps(_hit_dict(hit, info), ensure_ascii=json_ascii()))
     elif output_format == "csv":
         columns = CSV_COLUMNS + (("headline", "source_count", "hit_count") if grouped else ())
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+        writer = csv.DictWriter(_Echo(), fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for hit, info in rows:
             data = _hit_dict(hit, info)
             data["rules"] = ";".join(hit.rules)
             writer.writerow(data)
-        click.echo(buffer.getvalue(), nl=False)
     else:
         _table(rows, parsed, mark, grouped=grouped)
 
 
-def _table(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, mark: tuple[str, str], *,
+class _Echo:
+    """What ``csv`` writes to: stdout, through click."""
+
+    def write(self, text: str) -> None:
+        click.echo(text, nl=False)
+
+
+def _table(rows: Iterable[tuple[SearchHit, dict | None]], parsed: Query, mark: tuple[str, str], *,
            grouped: bool) -> None:
-    if not rows:
-        click.echo("no results")
-        return
     terms = positive_terms(parsed.root)
+    shown = 0
     for hit, info in rows:
+        shown += 1
         title = highlight(one_line(hit.title or "(no title)"), terms, field="title", mark=mark)
         head = f"{short_time(hit.published)}  {one_line(hit.feed or '?')}"
         if info is not None:
@@ -186,3 +191,5 @@ def _table(rows: Sequence[tuple[SearchHit, dict | None]], parsed: Query, mark: t
         if hit.url:
             click.echo(f"{'':8}  {one_line(hit.url)}")
         click.echo("")
+    if not shown:
+        click.echo("no results")

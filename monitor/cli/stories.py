@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json, format_option, one_line,
-                                 pass_app)
+from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json, emit_json_array,
+                                 format_option, one_line, pass_app)
 from monitor.errors import UsageError
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
@@ -35,18 +35,19 @@ def stories(app: AppContext, since: str | None, show_all: bool, rule: str | None
         raise UsageError(f"--since: {exc}") from None
     check_rule_name(app, rule)
     store = app.store(readonly=True)
-    with store.reading() as conn:
-        found = story_queries.list_stories(conn, since=since_time, rule=rule, min_sources=min_sources, limit=limit)
-    if output_format == "json":
-        emit_json(found)
-        return
-    if not found:
+    with store.snapshot() as conn:   # written as read, chunk by chunk
+        found = story_queries.iter_stories(conn, since=since_time, rule=rule, min_sources=min_sources, limit=limit)
+        if output_format == "json":
+            emit_json_array(found)
+            return
+        shown = 0
+        for story in found:
+            outlets = story["source_count"]
+            click.echo(f"{story['id']:>7}  {outlets:>2} outlet{'s' if outlets != 1 else ' '}  "
+                       f"{story['first_seen']}  {one_line(story['headline'] or '')}")
+            shown += 1
+    if not shown:
         click.echo("no stories" + ("" if show_all else f" updated in the last {since}"))
-        return
-    for story in found:
-        outlets = story["source_count"]
-        click.echo(f"{story['id']:>7}  {outlets:>2} outlet{'s' if outlets != 1 else ' '}  {story['first_seen']}  "
-                   f"{one_line(story['headline'] or '')}")
 
 
 @click.command("story")

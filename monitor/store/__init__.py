@@ -257,6 +257,21 @@ class Store:
             except sqlite3.Error as exc:
                 raise translate_sqlite_error(exc, self.path) from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """``reading()`` inside one read transaction: reads spread over many queries (output written in
+        chunks as it is read) all see the archive as it was at the first one, whatever is committed meanwhile."""
+        with self.reading() as conn:
+            if conn.in_transaction:
+                yield conn
+                return
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
     def table_exists(self, name: str) -> bool:
         with self.lock:
             row = self.conn.execute(

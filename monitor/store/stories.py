@@ -23,7 +23,7 @@ import sys
 from array import array
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from monitor.store.schema import run_script
 from monitor.timeutil import to_iso
@@ -441,7 +441,23 @@ def list_stories(
     min_sources: int = 1,
     limit: int | None = None,
 ) -> list[dict]:
-    """Stories updated since ``since`` (newest first), with at least ``min_sources`` outlets.
+    """Stories updated since ``since`` (newest first), with at least ``min_sources`` outlets
+    (see ``iter_stories``)."""
+    return list(iter_stories(conn, since=since, rule=rule, min_sources=min_sources, limit=limit))
+
+
+def iter_stories(
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    rule: str | None = None,
+    min_sources: int = 1,
+    limit: int | None = None,
+    chunk: int = 500,
+) -> Iterator[dict]:
+    """Stories updated since ``since`` (newest first), with at least ``min_sources`` outlets, read
+    ``chunk`` stories at a time (memory does not grow with the number of stories; read them inside
+    one transaction, ``Store.snapshot``, for a consistent list).
 
     ``rule`` keeps the stories holding an article that matched that rule (table ``matches``);
     when that table does not exist yet no story matches.
@@ -453,7 +469,7 @@ def list_stories(
         params.append(to_iso(since))
     if rule is not None:
         if not _table_exists(conn, "matches"):
-            return []
+            return
         # The rule's matches give the stories (one pass over them), rather than a look-up of every
         # match of the rule for each story in turn (which SQLite's plan did for a correlated EXISTS).
         where.append(
@@ -470,9 +486,21 @@ def list_stories(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    rows = conn.execute(sql, params).fetchall()
+    batch: list[tuple] = []
+    articles = 0
+    for row in conn.execute(sql, params):
+        batch.append(row)
+        articles += row[5] or 0  # about the story's sources: a chunk of large stories is fewer stories
+        if len(batch) >= chunk or articles >= chunk * 10:
+            yield from _with_sources(conn, batch)
+            batch, articles = [], 0
+    yield from _with_sources(conn, batch)
+
+
+def _with_sources(conn: sqlite3.Connection, rows: list[tuple]) -> Iterator[dict]:
     sources = _sources(conn, [row[0] for row in rows])
-    return [_story_dict(row, sources.get(row[0], [])) for row in rows]
+    for row in rows:
+        yield _story_dict(row, sources.get(row[0], []))
 
 
 def _story_dict(row: Sequence, sources: list[dict]) -> dict:
