@@ -451,6 +451,53 @@ def count_hits(
         raise StoreError(f"search failed: {exc}") from exc
 
 
+def count_hits_by_story(
+    conn: sqlite3.Connection,
+    query: str | Query,
+    story_ids: Sequence[int],
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    feeds: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+    rule: str | None = None,
+    story_id: int | None = None,
+    chunk: int = 500,
+) -> dict[int, int]:
+    """How many articles ``search()`` would return in each of ``story_ids`` (stories without hits are left
+    out): one pass over the hits for each ``chunk`` stories, rather than one for each story."""
+    parsed = _as_query(query)
+    found: dict[int, int] = {}
+    try:
+        tables = _tables(conn)
+        filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
+                           rule=rule, story_id=story_id)
+        if filters is None or "story_articles" not in tables:
+            return found
+        match = compile_sql(parsed).match is not None
+        ids = list(dict.fromkeys(story_ids))
+        for start in range(0, len(ids), chunk):
+            part = ids[start:start + chunk]
+            marks = ", ".join("?" for _ in part)
+            extra = [f"a.id IN (SELECT sa.article_id FROM story_articles sa WHERE sa.story_id IN ({marks}))"]
+            extra_params: list[object] = list(part)
+            low, high = conn.execute("SELECT min(article_id), max(article_id) FROM story_articles "
+                                     f"WHERE story_id IN ({marks})", part).fetchone()
+            if low is None:
+                continue
+            if match:   # FTS5 reads only the part of the index that holds these stories' articles
+                extra.append("articles_fts.rowid BETWEEN ? AND ?")
+                extra_params.extend((low, high))
+            _, body, params = _select(parsed, tables, (filters[0] + extra, filters[1] + extra_params), "date")
+            rows = conn.execute(
+                "SELECT (SELECT sa.story_id FROM story_articles sa WHERE sa.article_id = a.id) AS story, count(*) "
+                f"{body} GROUP BY story", params)
+            found.update((int(story), int(count)) for story, count in rows)
+    except sqlite3.Error as exc:
+        raise StoreError(f"search failed: {exc}") from exc
+    return found
+
+
 def _hit(row: tuple, terms: list[Term], mark: tuple[str, str]) -> SearchHit:
     article_id, title, url, feed, published, story, summary, content, rules, score = row
     return SearchHit(

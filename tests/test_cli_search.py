@@ -337,3 +337,44 @@ def test_group_stories_counts_every_hit_of_a_story_also_past_the_pages_read(tmp_
     assert grouped[0]["hit_count"] == 3
     assert "[story 1: 1 outlet, 3 hits]" in newsmon("search", "Bamako", "--sort", "date", "--group-stories",
                                                      "--limit", "1")
+
+
+def test_group_stories_counts_the_hits_of_all_stories_shown_in_one_pass(tmp_path: Path) -> None:
+    """The hit counts of the stories shown are read in one pass over the hits, not one pass for each story
+    (`--group-stories --limit 1000` of a common word on a 100,000-article archive took 20 s), and they
+    count every hit of each story, also past the pages read."""
+    import subprocess
+    import sys
+
+    from monitor.cli.search import PLAIN_MARK, _grouped
+    from monitor.rules import parse_query
+    from monitor.store import Store
+
+    story = {"title": "Convoy attacked near Gao, Malian army says",
+             "summary": "Soldiers escorting a Bamako convoy near Gao repelled the attack, the Malian army said."}
+    lines = [dict(story, key=f"guid:gao-{day}", url=f"https://example.org/gao/{day}",
+                  published=f"2026-02-{day}T12:00:00Z") for day in (17, 14, 13)]
+    for number in range(400):                       # unrelated hits, each its own story, between them
+        words = " ".join(f"w{number}x{index}" for index in range(8))
+        lines.append({"key": f"guid:other-{number}", "url": f"https://example.org/other/{number}",
+                      "title": f"Bamako {words}", "summary": words,
+                      "published": f"2026-02-15T{number // 60:02d}:{number % 60:02d}:00Z"})
+    dump = tmp_path / "articles.jsonl"
+    dump.write_text("".join(json.dumps({**line, "feeds": [{"name": "Desk"}]}) + "\n" for line in lines),
+                    encoding="utf-8")
+    db = tmp_path / "archive.db"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
+    done = subprocess.run([sys.executable, "-m", "monitor", "--db", str(db), "import", str(dump)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    filters = dict(since=None, until=None, feeds=None, languages=None, rule=None, story_id=None)
+    statements: list[str] = []
+    with Store.open(db, readonly=True) as store, store.snapshot() as conn:
+        conn.set_trace_callback(statements.append)
+        rows = _grouped(conn, parse_query("Bamako"), filters, sort="date", limit=60, offset=0, mark=PLAIN_MARK)
+        conn.set_trace_callback(None)
+    assert len(rows) == 60
+    assert rows[0][0].title == story["title"] and rows[0][1]["hits"] == 3
+    assert all(info["hits"] == 1 for _, info in rows[1:])
+    searches = [sql for sql in statements if " MATCH " in sql and not sql.startswith("--")]
+    assert len(searches) <= 3, f"{len(searches)} queries of the index for {len(rows)} stories"

@@ -15,7 +15,8 @@ from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emi
                                  pass_app)
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
-from monitor.search import SORTS, SearchHit, count_hits, highlight, iter_search, positive_terms, search
+from monitor.search import (SORTS, SearchHit, count_hits_by_story, highlight, iter_search, positive_terms,
+                            search)
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
 
@@ -114,13 +115,18 @@ def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: in
         every_hit_read = len(hits) < page
         if every_hit_read or len(order) >= wanted + 1:
             break
+    shown = order[offset:wanted]
+    in_archive: dict[int, int] = {}
+    if not every_hit_read:
+        in_archive = count_hits_by_story(conn, parsed, [key for key in shown if isinstance(key, int)],  # type: ignore[arg-type]
+                                         **filters)
     rows = []
-    for key in order[offset:wanted]:
+    for key in shown:
         hit = best[key]
         story = story_queries.get_story(conn, hit.story_id) if hit.story_id is not None else None  # type: ignore[arg-type]
         hit_count = counts[key]
         if story is not None and not every_hit_read:
-            hit_count = count_hits(conn, parsed, **{**filters, "story_id": hit.story_id})  # type: ignore[arg-type]
+            hit_count = in_archive.get(hit.story_id, hit_count)  # type: ignore[arg-type]
         info = {
             "story_id": hit.story_id,
             "headline": story["headline"] if story else hit.title,
