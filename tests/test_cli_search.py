@@ -371,7 +371,8 @@ def test_group_stories_counts_the_hits_of_all_stories_shown_in_one_pass(tmp_path
     statements: list[str] = []
     with Store.open(db, readonly=True) as store, store.snapshot() as conn:
         conn.set_trace_callback(statements.append)
-        rows = _grouped(conn, parse_query("Bamako"), filters, sort="date", limit=60, offset=0, mark=PLAIN_MARK)
+        rows = list(_grouped(conn, parse_query("Bamako"), filters, sort="date", limit=60, offset=0,
+                             mark=PLAIN_MARK))
         conn.set_trace_callback(None)
     assert len(rows) == 60
     assert rows[0][0].title == story["title"] and rows[0][1]["hits"] == 3

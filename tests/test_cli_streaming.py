@@ -136,3 +136,13 @@ def test_stories_are_read_in_one_transaction(tmp_path: Path) -> None:
             write.execute("UPDATE articles SET title = 'changed' WHERE id = ?", (oldest,))
         rest = list(streamed)
     assert [first, *rest] == before
+
+
+def test_group_stories_keeps_only_the_hits_it_shows(large_archive: Path) -> None:
+    """`--group-stories --limit N` reads up to 5 N hits to find N stories: it keeps the best hit of the
+    stories it shows, not every hit read, and writes each story's row as it reads the story."""
+    command = ["search", "wide", "--group-stories", "--format", "jsonl"]
+    small_peak, _ = run_newsmon(large_archive, [*command, "--limit", "1"])
+    large_peak, large = run_newsmon(large_archive, [*command, "--limit", "1000"])
+    assert large.count(b"\n") == 1000
+    assert large_peak - small_peak < GROWTH_LIMIT_KB, f"{large_peak} KB for 1000 stories, {small_peak} KB for one"

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import click
 
@@ -15,8 +15,7 @@ from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emi
                                  pass_app)
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
-from monitor.search import (SORTS, SearchHit, count_hits_by_story, highlight, iter_search, positive_terms,
-                            search)
+from monitor.search import SORTS, SearchHit, count_hits_by_story, highlight, iter_search, positive_terms
 from monitor.store import stories as story_queries
 from monitor.timeutil import parse_since
 
@@ -91,7 +90,7 @@ def search_cmd(
 
 
 def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: int, offset: int,
-             mark: tuple[str, str]) -> list[tuple[SearchHit, dict]]:
+             mark: tuple[str, str]) -> Iterator[tuple[SearchHit, dict]]:
     """The best hit of each story, in rank order, with the story's outlets and the hits it holds.
 
     Hits without a story form a row each. Reads pages of hits until enough stories are found
@@ -105,14 +104,17 @@ def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: in
     counts: dict[int | str, int] = {}
     every_hit_read = False
     for number in range(GROUP_SCAN_PAGES):
-        hits = search(conn, parsed, sort=sort, limit=page, offset=number * page, mark=mark, **filters)  # type: ignore[arg-type]
-        for hit in hits:
+        read = 0
+        for hit in iter_search(conn, parsed, sort=sort, limit=page, offset=number * page, mark=mark,  # type: ignore[arg-type]
+                               **filters):
+            read += 1
             key: int | str = hit.story_id if hit.story_id is not None else f"article:{hit.id}"
-            if key not in best:
-                best[key] = hit
+            if key not in counts:
                 order.append(key)
+                if len(order) <= wanted:   # only the hits that can be shown are kept
+                    best[key] = hit
             counts[key] = counts.get(key, 0) + 1
-        every_hit_read = len(hits) < page
+        every_hit_read = read < page
         if every_hit_read or len(order) >= wanted + 1:
             break
     shown = order[offset:wanted]
@@ -120,9 +122,8 @@ def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: in
     if not every_hit_read:
         in_archive = count_hits_by_story(conn, parsed, [key for key in shown if isinstance(key, int)],  # type: ignore[arg-type]
                                          **filters)
-    rows = []
-    for key in shown:
-        hit = best[key]
+    for key in shown:   # each story is read as its row is written
+        hit = best.pop(key)
         story = story_queries.get_story(conn, hit.story_id) if hit.story_id is not None else None  # type: ignore[arg-type]
         hit_count = counts[key]
         if story is not None and not every_hit_read:
@@ -133,8 +134,7 @@ def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: in
             "sources": story["source_count"] if story else 1,
             "hits": hit_count,
         }
-        rows.append((hit, info))
-    return rows
+        yield hit, info
 
 
 def _hit_dict(hit: SearchHit, info: dict | None) -> dict[str, object]:
