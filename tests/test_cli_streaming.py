@@ -146,3 +146,24 @@ def test_group_stories_keeps_only_the_hits_it_shows(large_archive: Path) -> None
     large_peak, large = run_newsmon(large_archive, [*command, "--limit", "1000"])
     assert large.count(b"\n") == 1000
     assert large_peak - small_peak < GROWTH_LIMIT_KB, f"{large_peak} KB for 1000 stories, {small_peak} KB for one"
+
+
+def test_alerts_memory_does_not_grow_with_the_outbox(tmp_path: Path) -> None:
+    """A year's outbox (each alert's payload holds its story's sources) is listed alert by alert."""
+    from monitor.store.alerts import insert_alert
+
+    path = tmp_path / "outbox.db"
+    sources = [{"article_id": n, "url": f"https://x.example.org/{n}", "feed": f"feed{n}",
+                "title": " ".join(WORDS[n:n + 40]), "published": "2026-02-17T00:00:00Z"} for n in range(12)]
+    with Store.open(path) as store, store.transaction() as conn:
+        for number in range(6000):
+            insert_alert(conn, rule="wide", story_id=number + 1, channel="log", kind="new",
+                         status="sent" if number % 3 else "failed",
+                         payload={"headline": f"story {number}", "url": f"https://x.example.org/{number}",
+                                  "sources": sources}, now=END + timedelta(seconds=number))
+    for command in (["alerts", "--format", "json"], ["alerts"]):
+        small_peak, _ = run_newsmon(path, [*command, "--limit", "1"])
+        large_peak, large = run_newsmon(path, command)
+        assert large.count(b"story ") == 6000
+        assert large_peak - small_peak < GROWTH_LIMIT_KB, (
+            f"{' '.join(command)}: {large_peak} KB for 6000 alerts, {small_peak} KB for one")

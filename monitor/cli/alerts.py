@@ -7,12 +7,12 @@ except through ``redact_url``; errors stored in the outbox are already free of s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import click
 
 from monitor.alerts import deliver_pending, send_test
-from monitor.cli.common import ID, AppContext, count_type, emit_json, format_option, one_line, pass_app
+from monitor.cli.common import ID, AppContext, count_type, emit_json_array, format_option, one_line, pass_app
 from monitor.errors import UsageError
 from monitor.store import alerts as outbox_sql
 from monitor.timeutil import utcnow
@@ -54,13 +54,13 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def _table(records: list[dict[str, Any]]) -> None:
-    if not records:
-        click.echo("no alerts")
-        return
-    click.echo(f"{'ID':>6}  {'STATUS':<7}  {'RULE':<16}  {'CHANNEL':<12}  {'KIND':<10}  {'STORY':>6}  {'TRIES':>5}  "
-               f"{'CREATED':<20}  HEADLINE / LAST ERROR")
+def _table(records: Iterable[dict[str, Any]]) -> None:
+    header = True
     for record in records:
+        if header:
+            click.echo(f"{'ID':>6}  {'STATUS':<7}  {'RULE':<16}  {'CHANNEL':<12}  {'KIND':<10}  {'STORY':>6}  "
+                       f"{'TRIES':>5}  {'CREATED':<20}  HEADLINE / LAST ERROR")
+            header = False
         status = record["status"]
         detail = _clip(record["headline"], 60)
         if record["status"] in ("pending", "failed") and record["last_error"]:
@@ -72,6 +72,8 @@ def _table(records: list[dict[str, Any]]) -> None:
         click.echo(f"{record['id']:>6}  {status:<7}  {_clip(record['rule'], 16):<16}  "
                    f"{_clip(record['channel'], 12):<12}  {kind:<10}  {story!s:>6}  {record['attempts']:>5}  "
                    f"{record['created']:<20}  {detail}")
+    if header:
+        click.echo("no alerts")
 
 
 @click.group("alerts", invoke_without_command=True)
@@ -93,13 +95,12 @@ def alerts(ctx: click.Context, status: str | None, rule: str | None, limit: int 
     if app is None:
         raise UsageError("no application context")
     store = app.store(readonly=True)
-    with store.reading() as conn:
-        rows = outbox_sql.list_alerts(conn, status=status, rule=rule, limit=limit)
-    records = [alert_record(row) for row in rows]
-    if output_format == "json":
-        emit_json(records)
-    else:
-        _table(records)
+    with store.snapshot() as conn:   # each alert is written as it is read
+        records = (alert_record(row) for row in outbox_sql.iter_alerts(conn, status=status, rule=rule, limit=limit))
+        if output_format == "json":
+            emit_json_array(records)
+        else:
+            _table(records)
 
 
 @alerts.command("retry")

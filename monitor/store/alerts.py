@@ -142,7 +142,19 @@ def list_alerts(
     rule: str | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Outbox rows, newest first. ``rule`` also finds flood summaries holding that rule's alerts."""
+    """Outbox rows, newest first (see ``iter_alerts``)."""
+    return list(iter_alerts(conn, status=status, rule=rule, limit=limit))
+
+
+def iter_alerts(
+    conn: sqlite3.Connection,
+    *,
+    status: str | None = None,
+    rule: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Outbox rows, newest first, read as they are consumed (memory does not grow with the outbox).
+    ``rule`` also finds flood summaries holding that rule's alerts."""
     clauses: list[str] = []
     params: list[Any] = []
     if status:
@@ -156,7 +168,8 @@ def list_alerts(
     if limit:
         sql += " LIMIT ?"
         params.append(limit)
-    return [_row_to_dict(row) for row in conn.execute(sql, params)]
+    for row in conn.execute(sql, params):
+        yield _row_to_dict(row)
 
 
 def due_alerts(conn: sqlite3.Connection, now: datetime) -> list[dict[str, Any]]:
