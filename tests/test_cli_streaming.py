@@ -167,3 +167,28 @@ def test_alerts_memory_does_not_grow_with_the_outbox(tmp_path: Path) -> None:
         assert large.count(b"story ") == 6000
         assert large_peak - small_peak < GROWTH_LIMIT_KB, (
             f"{' '.join(command)}: {large_peak} KB for 6000 alerts, {small_peak} KB for one")
+
+
+def test_export_is_one_point_in_time(tmp_path: Path) -> None:
+    """`export` reads the archive in pages: an article committed while it writes (the daemon polls meanwhile)
+    is not in the pages read after it, so an export is the archive at one moment. The export's stdout is a
+    pipe read only after the commit: it waits on the full pipe, pages still to read."""
+    path = tmp_path / "archive.db"
+    build_archive(path, 3000)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    export = subprocess.Popen([sys.executable, "-m", "monitor", "--db", str(path), "export"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env)
+    assert export.stdout is not None
+    first = export.stdout.readline()                     # it has begun: the snapshot is taken
+    assert first, export.communicate(timeout=60)[1]
+    assert json.loads(first)["key"] == "k0"
+    late = Article(key="late", url="https://x.example.org/late", guid=None, title="committed during the export",
+                   summary="", content="", published=END, published_source="published", undated=False,
+                   first_seen=END, language="en")
+    with Store.open(path) as writer, writer.transaction() as conn:
+        feed_id = writer.ensure_feed(conn, "feed0", "urn:newsmon:feed:feed0", now=END)
+        writer.write_article(conn, feed_id, late, now=END)
+    rest = export.stdout.read()                          # through the reader's buffer, as readline was
+    assert export.wait(timeout=120) == 0, export.communicate()[1]
+    keys = [json.loads(line)["key"] for line in [first, *rest.splitlines()]]
+    assert len(keys) == 3000 and "late" not in keys

@@ -41,7 +41,7 @@ def export_cmd(app: AppContext, since: str | None, output_format: str, output: P
             raise UsageError(f"--since: {exc}") from None
     store = app.store(readonly=True)
     count = 0
-    with store.reading() as conn, _open_output(output) as stream:
+    with store.snapshot() as conn, _open_output(output) as stream:  # the archive at one moment
         ascii_only = not is_utf8(stream)   # a stdout that is not UTF-8 gets \u escapes: the same JSON, no text lost
         for record in export_records(conn, since=since_time):
             stream.write(json.dumps(record, ensure_ascii=ascii_only, separators=(",", ":")) + "\n")
