@@ -65,6 +65,8 @@ def test_digest_and_summary_render_every_item() -> None:
     assert all(f"Story {index}" in digest.text for index in range(3))
     summary = render({"kind": "summary-x", "rule": None, "max_per_hour": 30, "items": items})
     assert "3 alerts folded" in summary.title and "30 per hour" in summary.text
+    single = render({"kind": "digest-2026-02-17T09:00:00Z", "rule": "mali", "items": items[:1]})
+    assert "1 story" in single.title and "1 story" in single.chat and "stories" not in single.chat
 
 
 @pytest.mark.parametrize(("url", "shown", "hidden"), [

@@ -37,6 +37,11 @@ def test_stories_lists_multi_outlet_stories_and_story_shows_sources(
     table = runner.invoke(cli, [*base, "story", str(stories[0]["id"])])
     assert stories[0]["headline"] in table.output
 
+    everything = json.loads(runner.invoke(cli, [*base, "stories", "--all", "--format", "json"]).output)
+    single = next(story for story in everything if story["source_count"] == 1)
+    single_table = runner.invoke(cli, [*base, "story", str(single["id"])]).output
+    assert ", 1 outlet\n" in single_table and "1 outlets" not in single_table
+
     missing = runner.invoke(cli, [*base, "story", "999999"])
     assert missing.exit_code == 2 and "no story" in missing.output
     bad_since = runner.invoke(cli, [*base, "stories", "--since", "yesterday-ish"])

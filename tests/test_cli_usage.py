@@ -141,6 +141,7 @@ def test_stories_since_and_all_exclude_each_other(archive: list[str]) -> None:
         result = invoke([*archive, "stories", *args])
         assert result.exit_code == 0, result.output
     assert invoke([*archive, "stories"]).output.strip() == "no stories updated in the last 7d"
+    assert invoke([*archive, "stories", "--since", "2030-01-01"]).output.strip() == "no stories updated since 2030-01-01"
 
 
 # --------------------------------------------------------------------------- URL arguments

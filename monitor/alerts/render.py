@@ -292,8 +292,9 @@ def _render_group(payload: dict[str, Any]) -> Message:
     kind = str(payload.get("kind", ""))
     if kind.startswith("digest-"):
         rule = one_line(payload.get("rule"), 80)
-        heading = f"Digest for rule {rule}: {len(items)} stor{'y' if len(items) == 1 else 'ies'}"
-        chat_heading = f"newsmon \u2013 digest for rule {chat_text(rule, 80)} \u2013 {len(items)} stories"
+        stories = f"{len(items)} stor{'y' if len(items) == 1 else 'ies'}"
+        heading = f"Digest for rule {rule}: {stories}"
+        chat_heading = f"newsmon \u2013 digest for rule {chat_text(rule, 80)} \u2013 {stories}"
     else:
         heading = (f"{len(items)} alerts folded into one message (channel limit of "
                    f"{payload.get('max_per_hour')} per hour reached)")

@@ -8,7 +8,7 @@ from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emi
                                  format_option, one_line, pass_app)
 from monitor.errors import UsageError
 from monitor.store import stories as story_queries
-from monitor.timeutil import parse_since
+from monitor.timeutil import parse_duration, parse_since
 
 DEFAULT_SINCE = "7d"
 
@@ -47,7 +47,16 @@ def stories(app: AppContext, since: str | None, show_all: bool, rule: str | None
                        f"{story['first_seen']}  {one_line(story['headline'] or '')}")
             shown += 1
     if not shown:
-        click.echo("no stories" + ("" if show_all else f" updated in the last {since}"))
+        click.echo("no stories" + ("" if show_all else f" updated {_since_phrase(since)}"))
+
+
+def _since_phrase(since: str) -> str:
+    """"in the last 7d" for a duration, "since 2026-02-17" for a date."""
+    try:
+        parse_duration(since)
+    except ValueError:
+        return f"since {since}"
+    return f"in the last {since}"
 
 
 @click.command("story")
@@ -66,7 +75,7 @@ def story(app: AppContext, story_id: int, output_format: str) -> None:
         return
     click.echo(f"story {found['id']}: {one_line(found['headline'] or '')}")
     click.echo(f"first seen {found['first_seen']} ({one_line(found.get('first_feed') or '?')} first), "
-               f"updated {found['updated']}, {found['source_count']} outlets")
+               f"updated {found['updated']}, {found['source_count']} outlet{'' if found['source_count'] == 1 else 's'}")
     for source in found["sources"]:
         click.echo(f"  {source['published']}  {one_line(source['feed'] or '?'):<24} {one_line(source['title'] or '')}")
         if source.get("url"):
