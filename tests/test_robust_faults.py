@@ -24,8 +24,9 @@ from monitor.store import Store
 from monitor.timeutil import utcnow
 
 
-def test_failing_job_is_logged_with_its_cause_and_runs_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    db = tmp_path / "archive.db"
+def run_job_on_a_read_only_archive(db: Path, *, failures: int, every: timedelta) -> list[str]:
+    """A write job on a read-only archive, run by a real JobScheduler until it has failed ``failures`` times; then
+    the archive is made writable (the fault is gone) and the job runs until it succeeds. Returns its runs."""
     Store.open(db).close()
     stores = {"current": Store.open(db, readonly=True)}      # a write job on a read-only archive fails
     runs: list[str] = []
@@ -42,12 +43,11 @@ def test_failing_job_is_logged_with_its_cause_and_runs_again(tmp_path: Path, cap
         runs.append("ok")
         succeeded.set()
 
-    scheduler = JobScheduler([JobSpec("write-meta", write_meta, every=timedelta(milliseconds=50))])
-    caplog.set_level(logging.ERROR, logger="monitor.scheduler")
+    scheduler = JobScheduler([JobSpec("write-meta", write_meta, every=every)])
     scheduler.start(utcnow())
     try:
-        deadline = time.monotonic() + 30
-        while runs.count("failed") < 2:
+        deadline = time.monotonic() + 60
+        while runs.count("failed") < failures:
             assert time.monotonic() < deadline, runs
             time.sleep(0.02)
         stores["current"].close()
@@ -57,11 +57,17 @@ def test_failing_job_is_logged_with_its_cause_and_runs_again(tmp_path: Path, cap
         scheduler.shutdown()
         time.sleep(0.2)
         stores["current"].close()
+    return runs
+
+
+def test_failing_job_is_logged_with_its_cause_and_runs_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="monitor.scheduler")
+    run_job_on_a_read_only_archive(tmp_path / "archive.db", failures=2, every=timedelta(milliseconds=50))
     failures = [record for record in caplog.records if "job failed" in record.getMessage()]
     assert failures, "a failing job must be logged"
     assert "job=write-meta" in failures[0].getMessage() and "read-only" in failures[0].getMessage()
     assert failures[0].exc_info is not None                 # with its traceback, for the operator
-    with Store.open(db, readonly=True) as store:
+    with Store.open(tmp_path / "archive.db", readonly=True) as store:
         assert store.get_meta("robust") is not None
 
 
@@ -69,38 +75,8 @@ def test_a_job_failing_the_same_way_logs_its_traceback_once(tmp_path: Path, capl
     """The daemon's tick runs every second: on a damaged or read-only archive it failed every second with a full
     traceback. The traceback is logged once, the same failure again only at the 2nd, 4th, 8th ... run in one
     line, and the recovery says how many runs failed."""
-    db = tmp_path / "archive.db"
-    Store.open(db).close()
-    stores = {"current": Store.open(db, readonly=True)}
-    runs: list[str] = []
-    recovered = threading.Event()
-
-    def write_meta() -> None:
-        store = stores["current"]
-        try:
-            with store.transaction() as conn:
-                store.set_meta(conn, "robust", str(len(runs)))
-        except ReadOnlyError:
-            runs.append("failed")
-            raise
-        runs.append("ok")
-        recovered.set()
-
-    scheduler = JobScheduler([JobSpec("write-meta", write_meta, every=timedelta(milliseconds=20))])
     caplog.set_level(logging.WARNING, logger="monitor.scheduler")
-    scheduler.start(utcnow())
-    try:
-        deadline = time.monotonic() + 60
-        while runs.count("failed") < 20:
-            assert time.monotonic() < deadline, runs
-            time.sleep(0.02)
-        stores["current"].close()
-        stores["current"] = Store.open(db)
-        assert recovered.wait(30), runs
-    finally:
-        scheduler.shutdown()
-        time.sleep(0.2)
-        stores["current"].close()
+    runs = run_job_on_a_read_only_archive(tmp_path / "archive.db", failures=20, every=timedelta(milliseconds=20))
     failed = runs.index("ok")
     lines = [record for record in caplog.records if "job=write-meta" in record.getMessage()]
     with_traceback = [record for record in lines if record.exc_info is not None]
