@@ -241,10 +241,11 @@ class RuleChange:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Rules run over stored articles, nothing written yet: ``found[rule][article_id]``."""
+    """Rules run over stored articles, nothing written yet: ``found[rule][article_id]`` is the match's terms
+    as stored (``terms_json``): a rule matching most of a large archive is held as small strings."""
 
     articles: int
-    found: dict[str, dict[int, "RuleMatch"]]
+    found: dict[str, dict[int, str]]
     since: str | None = None
 
 
@@ -261,12 +262,12 @@ class RematchResult:
 def evaluate_rules(conn: sqlite3.Connection, ruleset: "RuleSet", *,
                    since: datetime | str | None = None) -> Evaluation:
     """Run ``ruleset`` over the stored articles (published at or after ``since``); reads only."""
-    found: dict[str, dict[int, RuleMatch]] = {name: {} for name in ruleset.names}
+    found: dict[str, dict[int, str]] = {name: {} for name in ruleset.names}
     articles = 0
     for article_id, doc in iter_match_docs(conn, since=since):
         articles += 1
         for match in ruleset.match(doc):
-            found[match.rule][article_id] = match
+            found[match.rule][article_id] = terms_json(match)
     return Evaluation(articles, found, _since_text(since))
 
 
@@ -279,7 +280,7 @@ def _stored_ids(conn: sqlite3.Connection, rule: str, since: str | None) -> set[i
     return {row[0] for row in rows}
 
 
-def _replace(conn: sqlite3.Connection, rule: str, matches: dict[int, "RuleMatch"], now: datetime,
+def _replace(conn: sqlite3.Connection, rule: str, matches: dict[int, str], now: datetime,
              since: str | None) -> tuple[set[int], RuleChange]:
     """Make the stored matches of ``rule`` (over the evaluated articles) exactly ``matches``; kept
     matches keep their first ``matched_at`` and get the new terms. Returns (ids before, change)."""
@@ -288,8 +289,7 @@ def _replace(conn: sqlite3.Connection, rule: str, matches: dict[int, "RuleMatch"
         gone = sorted(old - set(matches))
         conn.executemany("DELETE FROM matches WHERE rule = ? AND article_id = ?", [(rule, i) for i in gone])
         stamp = to_iso(now)
-        conn.executemany(_UPSERT, [(article_id, rule, terms_json(match), stamp)
-                                   for article_id, match in matches.items()])
+        conn.executemany(_UPSERT, ((article_id, rule, terms, stamp) for article_id, terms in matches.items()))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot replace matches of rule {rule}: {exc}") from exc
     return old, RuleChange(matches=len(matches), added=len(set(matches) - old), removed=len(gone))
