@@ -826,7 +826,7 @@ def _check_status(response: httpx.Response) -> None:
     reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
     message = f"HTTP {status} {reason}".rstrip()
     retry_after = retry_after_seconds(response.headers.get("retry-after"), datetime.now(timezone.utc))
-    if retry_after is not None:
+    if retry_after:  # a wait of 0 (a date already past) is no wait worth naming
         message += f" (retry after {_duration(retry_after)})"
     if status == 410:
         kind = "gone"

@@ -349,6 +349,13 @@ def test_503_with_retry_after_date(feed_server: FeedServer, fetcher: Fetcher) ->
     assert error.retry_after is not None and 7000 < error.retry_after <= 7200
 
 
+def test_a_retry_after_date_already_past_is_not_named(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    """A Retry-After date in the past means no wait: the message said '(retry after 0 s)'."""
+    feed_server.add("/f", status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    error = fetch_error(fetcher, feed_server.url("/f"))
+    assert (error.kind, error.retry_after, error.message) == ("unavailable", 0.0, "HTTP 503 Service Unavailable")
+
+
 def test_retry_after_is_kept_on_other_5xx(feed_server: FeedServer, fetcher: Fetcher) -> None:
     feed_server.add("/f", status=502, headers={"Retry-After": "30"})
     error = fetch_error(fetcher, feed_server.url("/f"))
