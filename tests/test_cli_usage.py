@@ -192,3 +192,10 @@ def test_init_through_a_symlink_to_a_missing_file_writes_its_target(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and (tmp_path / "etc" / "newsmon.toml").read_text().startswith("#")
     assert not [p.name for p in (tmp_path / "etc").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("option", ["--feed", "--lang"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_search_filter_is_a_usage_error(archive: list[str], option: str, value: str) -> None:
+    """`--lang ''` matched every article and `--feed ''` none: an empty filter is a mistake (an unset shell variable)."""
+    assert_usage_error(invoke([*archive, "search", "Mali", option, value]), f"error: {option} needs a value")

@@ -75,7 +75,8 @@ def search_cmd(
     """
     parsed = parse_query(query)                          # QueryError (exit 2) before touching the archive
     filters = dict(since=parse_time_option("--since", since), until=parse_time_option("--until", until),
-                   feeds=list(feeds) or None, languages=list(languages) or None, rule=rule, story_id=story_id)
+                   feeds=_names("--feed", feeds), languages=_names("--lang", languages), rule=rule,
+                   story_id=story_id)
     check_rule_name(app, rule)
     mark = terminal_mark() if output_format == "table" else PLAIN_MARK
     store = app.store(readonly=True)
@@ -87,6 +88,14 @@ def search_cmd(
             hits = iter_search(conn, parsed, sort=sort, limit=limit, offset=offset, mark=mark, **filters)
             rows = ((hit, None) for hit in hits)
         _emit(rows, parsed, output_format, mark, grouped=group_stories)
+
+
+def _names(option: str, values: tuple[str, ...]) -> list[str] | None:
+    """The values of a repeatable filter; an empty one is bad usage (``--lang ''`` matched every article and
+    ``--feed ''`` none)."""
+    if any(not value.strip() for value in values):
+        raise UsageError(f"{option} needs a value (it was empty)")
+    return list(values) or None
 
 
 def _grouped(conn: object, parsed: Query, filters: dict, *, sort: str, limit: int, offset: int,
