@@ -4,6 +4,8 @@ a named config file that is missing, options that exclude each other, URLs that 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,31 @@ def test_init_through_a_symlink_to_a_missing_file_writes_its_target(tmp_path: Pa
 def test_an_empty_search_filter_is_a_usage_error(archive: list[str], option: str, value: str) -> None:
     """`--lang ''` matched every article and `--feed ''` none: an empty filter is a mistake (an unset shell variable)."""
     assert_usage_error(invoke([*archive, "search", "Mali", option, value]), f"error: {option} needs a value")
+
+
+# --------------------------------------------------------------------------- a query that starts with "-"
+
+
+@pytest.mark.parametrize(("command", "query"), [
+    (["search"], "-title:Niger"),
+    (["search"], "-sport"),
+    (["rules", "test"], "-sport"),
+])
+def test_a_query_that_starts_with_a_minus_says_to_put_it_after_double_dash(
+        archive: list[str], command: list[str], query: str) -> None:
+    """The shell hands `-sport` to newsmon as an option: the message shows how to pass it as the query."""
+    done = subprocess.run([sys.executable, "-m", "monitor", *archive, *command, query], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"newsmon {' '.join(command)} -- {query}" in done.stderr
+    after_dashes = subprocess.run([sys.executable, "-m", "monitor", *archive, *command, "--", query],
+                                  capture_output=True, text=True, timeout=60)
+    assert after_dashes.returncode == 0, after_dashes.stderr
+
+
+def test_an_unknown_long_option_is_not_taken_for_a_query(archive: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "monitor", *archive, "search", "Mali", "--limt", "5"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--limit" in done.stderr and " -- " not in done.stderr

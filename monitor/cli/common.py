@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -240,6 +241,22 @@ def format_option(choices: tuple[str, ...] = ("table", "json")) -> Callable[[F],
         "--format", "output_format", type=click.Choice(choices), default=choices[0], show_default=True,
         help="Output format; json prints one JSON document on stdout.",
     )
+
+
+class QueryCommand(click.Command):
+    """A command with a QUERY argument, which may start with "-" (`-sport`, `-title:Niger`): click takes such a
+    word for options, so its error shows how to pass it as the query, after "--"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            word = next((arg for arg in given if arg.startswith(exc.option_name) and not arg.startswith("--")), None)
+            if word is None:
+                raise
+            raise click.UsageError(f"{exc.format_message()} A query that starts with - goes after --: "
+                                   f"{ctx.command_path} -- {shlex.quote(word)}", ctx) from None
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -10,7 +10,8 @@ from typing import Iterable
 
 import click
 
-from monitor.cli.common import AppContext, count_type, emit_json, emit_json_object, format_option, one_line, pass_app
+from monitor.cli.common import (AppContext, QueryCommand, count_type, emit_json, emit_json_object, format_option,
+                                one_line, pass_app)
 from monitor.cli.search import parse_time_option, short_time, terminal_mark, PLAIN_MARK
 from monitor.config import Config, RuleConfig
 from monitor.errors import UsageError
@@ -74,7 +75,7 @@ def _rule_queries(app: AppContext) -> dict[str, str]:
     return {rule.name: rule.query for rule in config.rules} if config is not None else {}
 
 
-@click.command("test")
+@click.command("test", cls=QueryCommand)
 @click.argument("rule_or_query")
 @click.option("--since", help="Only articles published since: a duration (30d) or a date.")
 @click.option("--limit", type=count_type(1), default=20, show_default=True, help="Hits shown (newest first).")

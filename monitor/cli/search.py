@@ -11,8 +11,8 @@ from typing import Iterable, Iterator
 
 import click
 
-from monitor.cli.common import (ID, AppContext, check_rule_name, count_type, emit_json_array, json_ascii, one_line,
-                                 pass_app)
+from monitor.cli.common import (ID, AppContext, QueryCommand, check_rule_name, count_type, emit_json_array, json_ascii,
+                                 one_line, pass_app)
 from monitor.errors import UsageError
 from monitor.rules import Query, parse_query
 from monitor.search import SORTS, SearchHit, count_hits_by_story, highlight, iter_search, positive_terms
@@ -46,7 +46,7 @@ def short_time(iso: str | None) -> str:
     return (iso or "")[:16].replace("T", " ")
 
 
-@click.command("search")
+@click.command("search", cls=QueryCommand)
 @click.argument("query")
 @click.option("--since", help="Published since: a duration (7d) or a date (2026-02-01).")
 @click.option("--until", help="Published before: a duration back from now (1d) or a date.")
