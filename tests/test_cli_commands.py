@@ -4,6 +4,7 @@ only what it needs (commands are loaded when first used)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,40 @@ def test_a_reading_command_does_not_import_the_poll_pipeline(tmp_path: Path) -> 
         "cli.get_command(None, 'feeds').get_command(None, 'add')\nprint('bs4' in sys.modules)\n"
     )
     assert out.strip() == "True"
+
+
+def _reference_options() -> dict[tuple[str, ...], set[str]]:
+    """Command path -> the options README.md's command reference shows for it."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Command reference", 1)[1].split("```", 2)[1]
+    ctx = click.Context(cli)
+    shown: dict[tuple[str, ...], set[str]] = {}
+    last: tuple[str, ...] = ()
+    for line in block.splitlines()[2:]:
+        usage = re.split(r"\s{3,}", line.strip())[0]
+        for segment in usage.split(" | "):
+            tokens = segment.split()
+            path: list[str] = []
+            group: click.Command = cli
+            while tokens and isinstance(group, click.Group) and group.get_command(ctx, tokens[0]) is not None:
+                group = group.get_command(ctx, tokens[0])  # type: ignore[assignment]
+                path.append(tokens.pop(0))
+            if path:
+                last = tuple(path)
+            shown.setdefault(last, set()).update(re.findall(r"--[a-z][a-z-]*", segment))
+    return shown
+
+
+def test_the_readme_command_reference_shows_every_option_of_every_command() -> None:
+    ctx = click.Context(cli)
+    shown = _reference_options()
+    commands = {(*([path] if path else []), name) for path, names in EXPECTED.items() for name in names}
+    for key in sorted(commands | {("alerts", "retry")}):
+        command: click.Command = cli
+        for name in key:
+            command = command.get_command(ctx, name)  # type: ignore[attr-defined]
+        if isinstance(command, click.Group) and key != ("alerts",):
+            continue
+        options = {opt for param in command.params if isinstance(param, click.Option)
+                   for opt in param.opts if opt.startswith("--") and opt != "--help"}
+        assert shown.get(key, set()) == options, key
