@@ -210,6 +210,7 @@ def test_an_empty_search_filter_is_a_usage_error(archive: list[str], option: str
     (["search"], "-title:Niger"),
     (["search"], "-sport"),
     (["rules", "test"], "-sport"),
+    (["search"], "-hausse"),                 # -h is the help flag: click names "-a"
 ])
 def test_a_query_that_starts_with_a_minus_says_to_put_it_after_double_dash(
         archive: list[str], command: list[str], query: str) -> None:

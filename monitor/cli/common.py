@@ -252,7 +252,10 @@ class QueryCommand(click.Command):
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
-            word = next((arg for arg in given if arg.startswith(exc.option_name) and not arg.startswith("--")), None)
+            known = {name for param in self.get_params(ctx) for name in (*param.opts, *param.secondary_opts)}
+            # the typed word: click names only the letter it stumbled on (-hausse is -h, then "-a")
+            word = next((arg for arg in given if arg.startswith("-") and not arg.startswith("--") and arg != "-"
+                         and arg not in known), None)
             if word is None:
                 raise
             raise click.UsageError(f"{exc.format_message()} A query that starts with - goes after --: "
