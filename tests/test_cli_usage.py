@@ -133,6 +133,14 @@ def test_init_writes_a_named_config_that_does_not_exist_yet(tmp_path: Path) -> N
     assert config.exists()
 
 
+def test_init_counts_feeds_and_rules_in_words(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[[feeds]]\nname = "a"\nurl = "https://a.example.org/rss"\n'
+                      '[[rules]]\nname = "mali"\nquery = "Mali"\n', encoding="utf-8")
+    result = invoke(["--config", str(config), "--db", str(tmp_path / "a.db"), "init"])
+    assert result.exit_code == 0 and "(1 feed, 1 rule)" in result.output, result.output
+
+
 # --------------------------------------------------------------------------- options that exclude each other
 
 

@@ -111,7 +111,9 @@ def init(app: AppContext) -> None:
     config = app.config()
     store = app.store()
     store.sync_feeds(config.feeds)
-    click.echo(f"archive ready at {app.db_path} ({len(config.feeds)} feeds, {len(config.rules)} rules)")
+    feeds, rules = len(config.feeds), len(config.rules)
+    click.echo(f"archive ready at {app.db_path} ({feeds} feed{'' if feeds == 1 else 's'}, "
+               f"{rules} rule{'' if rules == 1 else 's'})")
 
 
 def _write_starter(path: Path) -> None:
