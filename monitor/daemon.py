@@ -460,8 +460,8 @@ class Daemon:
         self._close_fetchers()
         store.close()
         self._store = None
-        log.info("stopped cleanly polls=%d released_leases=%d", dispatcher.stats.polls if dispatcher else 0,
-                 released)
+        log.info("stopped %s polls=%d released_leases=%d", "cleanly" if idle else "at the grace, work abandoned",
+                 dispatcher.stats.polls if dispatcher else 0, released)
         self.notifier.close()
         if not idle:
             # Abandoned polls or jobs still sit in worker threads; the interpreter would wait for them at exit.

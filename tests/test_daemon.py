@@ -281,6 +281,7 @@ def test_sigterm_gives_up_after_the_grace(tmp_path: Path, server: FeedServer, ru
     assert daemon.stop(timeout=30) == 0
     assert time.monotonic() - started < 20
     assert "abandoning polls" in daemon.log()
+    assert "stopped at the grace, work abandoned" in daemon.log() and "stopped cleanly" not in daemon.log()
     assert daemon.feed("stuck")["lease_owner"] is None
 
 
