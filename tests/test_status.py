@@ -167,6 +167,32 @@ def test_feeds_list_after_a_url_edit_shows_the_new_url_without_the_old_ones_advi
     assert "gone" not in table.splitlines()[0].lower() and "elsewhere" not in table
 
 
+def test_feeds_list_of_a_bare_archive_lists_its_feeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An archive without its config (a copy, a backup on another machine): `feeds list` lists the feeds the
+    archive holds with their health, as `status` and `search` work there; it said the config was missing."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    db = tmp_path / "archive.db"
+    with Store.open(db) as store:
+        add_feed(store, "wire", last_status=200, last_success=to_iso(NOW), tags='["sahel"]')
+        add_feed(store, "desk", consecutive_errors=6, last_error="HTTP 500", enabled=0)
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)                               # no config/feeds.toml here
+    result = runner.invoke(cli, ["--db", str(db), "feeds", "list", "--format", "json"])
+    table = runner.invoke(cli, ["--db", str(db), "feeds", "list"])
+    missing = runner.invoke(cli, ["--db", str(tmp_path / "none.db"), "feeds", "list"])
+    assert result.exit_code == 0, result.output
+    listed = {feed["name"]: feed for feed in json.loads(result.output)}
+    assert set(listed) == {"wire", "desk"}
+    assert (listed["wire"]["url"], listed["wire"]["tags"], listed["wire"]["last_status"]) == (
+        "https://wire.example.org/rss", ["sahel"], 200)
+    assert (listed["desk"]["enabled"], listed["desk"]["failing"], listed["desk"]["consecutive_errors"]) == (False, True, 6)
+    assert table.exit_code == 0 and "wire" in table.output and "disabled" in table.output
+    assert missing.exit_code == 2 and "no such file" in missing.output   # neither config nor archive
+
+
 def test_status_of_an_older_archive_without_story_and_alert_tables(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "old.db")
     run_script(conn, CORE_SCHEMA)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -110,29 +111,41 @@ def _select_feeds(config: Any, feed_names: tuple[str, ...]) -> list[str]:
 @format_option()
 @pass_app
 def feeds_list(app: AppContext, output_format: str) -> None:
-    """Each configured feed with its health (last status, errors, next check)."""
+    """Each configured feed with its health (last status, errors, next check); without a config, the feeds
+    the archive knows."""
+    from monitor.config import MonitorSettings
     from monitor.schedule import is_failing
     from monitor.store import as_configured
 
-    config = app.config()
+    config = app.optional_config()
+    if config is None and not app.db_path.exists():
+        config = app.config()  # neither a config nor an archive: the config's error says what to do
     rows: dict[str, dict[str, Any]] = {}
     if app.db_path.exists():
         store = app.store(readonly=True)
         rows = {row["name"]: row for row in store.feed_rows()}
+    if config is not None:
+        settings = config.monitor
+        feeds = [(feed.name, feed.url, feed.enabled, list(feed.tags),
+                  as_configured(rows.get(feed.name, {}), feed.url))  # the URL edited, not yet seen by a poll
+                 for feed in config.feeds]
+    else:  # a bare archive (a copy, a backup): the feeds it holds, as last configured
+        settings = MonitorSettings()
+        feeds = [(row["name"], row["url"], bool(row["enabled"]), json.loads(row["tags"] or "[]"), row)
+                 for row in rows.values()]
     listing = []
-    for feed in config.feeds:
-        row = as_configured(rows.get(feed.name, {}), feed.url)  # the URL edited, not yet seen by a poll
+    for name, url, enabled, tags, row in feeds:
         errors = int(row.get("consecutive_errors") or 0)
         listing.append({
-            "name": feed.name,
-            "url": feed.url,
-            "enabled": feed.enabled,
-            "tags": list(feed.tags),
+            "name": name,
+            "url": url,
+            "enabled": enabled,
+            "tags": tags,
             "last_status": row.get("last_status"),
             "last_error": row.get("last_error"),
             "last_error_kind": row.get("last_error_kind"),
             "consecutive_errors": errors,
-            "failing": is_failing(errors, config.monitor),
+            "failing": is_failing(errors, settings),
             "gone": bool(row.get("gone")),
             "moved_to": row.get("permanent_url"),
             "last_fetch": row.get("last_fetch"),
