@@ -8,6 +8,8 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -300,73 +302,62 @@ def test_datasette_full_text_search_works_on_the_archive(archive: list[str]) -> 
     assert LABELLED[0][1] in found and LABELLED[4][1] in found
 
 
-def test_group_stories_counts_every_hit_of_a_story_also_past_the_pages_read(tmp_path: Path) -> None:
-    """A story whose newest article is the newest hit and whose older copies sort after 150 other
-    hits: `--group-stories --limit 1` reads one page of hits, and still counts the story's three."""
-    import subprocess
-    import sys
-
-    story = {"title": "Convoy attacked near Gao, Malian army says",
+GAO_STORY = {"title": "Convoy attacked near Gao, Malian army says",
              "summary": "Soldiers escorting a Bamako convoy near Gao repelled the attack, the Malian army said."}
-    lines = [dict(story, key=f"guid:gao-{day}", url=f"https://example.org/gao/{day}",
-                  published=f"2026-02-{day}T12:00:00Z") for day in (17, 14, 13)]
-    for number in range(150):                       # unrelated hits, each its own story, between them
+NEWSMON_ENV = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")} | {
+    "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def newsmon_on(db: Path, *args: str) -> str:
+    """A real `newsmon --db DB ARGS` process; its stdout (it must succeed)."""
+    done = subprocess.run([sys.executable, "-m", "monitor", "--db", str(db), *args], capture_output=True,
+                          text=True, env=NEWSMON_ENV, cwd=db.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def gao_story_among_other_hits(tmp_path: Path, *, others: int, day: int) -> Path:
+    """An archive (made by `newsmon import`) where the query Bamako hits one story of three reports of the
+    Gao convoy (February 17, 14 and 13) and ``others`` unrelated articles, each its own story, published on
+    February ``day``, between the story's newest report and its older ones."""
+    lines = [dict(GAO_STORY, key=f"guid:gao-{report}", url=f"https://example.org/gao/{report}",
+                  published=f"2026-02-{report}T12:00:00Z") for report in (17, 14, 13)]
+    for number in range(others):
         words = " ".join(f"w{number}x{index}" for index in range(8))
         lines.append({"key": f"guid:other-{number}", "url": f"https://example.org/other/{number}",
                       "title": f"Bamako {words}", "summary": words,
-                      "published": f"2026-02-16T{number // 60:02d}:{number % 60:02d}:00Z"})
+                      "published": f"2026-02-{day}T{number // 60:02d}:{number % 60:02d}:00Z"})
     dump = tmp_path / "articles.jsonl"
     dump.write_text("".join(json.dumps({**line, "feeds": [{"name": "Desk"}]}) + "\n" for line in lines),
                     encoding="utf-8")
     db = tmp_path / "archive.db"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    newsmon_on(db, "import", str(dump))
+    return db
 
-    def newsmon(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "monitor", "--db", str(db), *args], capture_output=True,
-                              text=True, env=env, cwd=tmp_path, timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
-    newsmon("import", str(dump))
-    grouped = json.loads(newsmon("search", "Bamako", "--sort", "date", "--group-stories", "--limit", "1",
-                                 "--format", "json"))
-    assert [row["title"] for row in grouped] == [story["title"]]
-    inside = json.loads(newsmon("search", "Bamako", "--story", str(grouped[0]["story_id"]), "--format", "json"))
+def test_group_stories_counts_every_hit_of_a_story_also_past_the_pages_read(tmp_path: Path) -> None:
+    """A story whose newest article is the newest hit and whose older copies sort after 150 other
+    hits: `--group-stories --limit 1` reads one page of hits, and still counts the story's three."""
+    db = gao_story_among_other_hits(tmp_path, others=150, day=16)
+    grouped = json.loads(newsmon_on(db, "search", "Bamako", "--sort", "date", "--group-stories", "--limit", "1",
+                                    "--format", "json"))
+    assert [row["title"] for row in grouped] == [GAO_STORY["title"]]
+    inside = json.loads(newsmon_on(db, "search", "Bamako", "--story", str(grouped[0]["story_id"]), "--format", "json"))
     assert len(inside) == 3
     assert grouped[0]["hit_count"] == 3
-    assert "[story 1: 1 outlet, 3 hits]" in newsmon("search", "Bamako", "--sort", "date", "--group-stories",
-                                                     "--limit", "1")
+    assert "[story 1: 1 outlet, 3 hits]" in newsmon_on(db, "search", "Bamako", "--sort", "date", "--group-stories",
+                                                        "--limit", "1")
 
 
 def test_group_stories_counts_the_hits_of_all_stories_shown_in_one_pass(tmp_path: Path) -> None:
     """The hit counts of the stories shown are read in one pass over the hits, not one pass for each story
     (`--group-stories --limit 1000` of a common word on a 100,000-article archive took 20 s), and they
     count every hit of each story, also past the pages read."""
-    import subprocess
-    import sys
-
     from monitor.cli.search import PLAIN_MARK, _grouped
     from monitor.rules import parse_query
     from monitor.store import Store
 
-    story = {"title": "Convoy attacked near Gao, Malian army says",
-             "summary": "Soldiers escorting a Bamako convoy near Gao repelled the attack, the Malian army said."}
-    lines = [dict(story, key=f"guid:gao-{day}", url=f"https://example.org/gao/{day}",
-                  published=f"2026-02-{day}T12:00:00Z") for day in (17, 14, 13)]
-    for number in range(400):                       # unrelated hits, each its own story, between them
-        words = " ".join(f"w{number}x{index}" for index in range(8))
-        lines.append({"key": f"guid:other-{number}", "url": f"https://example.org/other/{number}",
-                      "title": f"Bamako {words}", "summary": words,
-                      "published": f"2026-02-15T{number // 60:02d}:{number % 60:02d}:00Z"})
-    dump = tmp_path / "articles.jsonl"
-    dump.write_text("".join(json.dumps({**line, "feeds": [{"name": "Desk"}]}) + "\n" for line in lines),
-                    encoding="utf-8")
-    db = tmp_path / "archive.db"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NEWSMON_")}
-    done = subprocess.run([sys.executable, "-m", "monitor", "--db", str(db), "import", str(dump)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert done.returncode == 0, done.stderr
+    db = gao_story_among_other_hits(tmp_path, others=400, day=15)
     filters = dict(since=None, until=None, feeds=None, languages=None, rule=None, story_id=None)
     statements: list[str] = []
     with Store.open(db, readonly=True) as store, store.snapshot() as conn:
@@ -375,7 +366,7 @@ def test_group_stories_counts_the_hits_of_all_stories_shown_in_one_pass(tmp_path
                              mark=PLAIN_MARK))
         conn.set_trace_callback(None)
     assert len(rows) == 60
-    assert rows[0][0].title == story["title"] and rows[0][1]["hits"] == 3
+    assert rows[0][0].title == GAO_STORY["title"] and rows[0][1]["hits"] == 3
     assert all(info["hits"] == 1 for _, info in rows[1:])
     searches = [sql for sql in statements if " MATCH " in sql and not sql.startswith("--")]
     assert len(searches) <= 3, f"{len(searches)} queries of the index for {len(rows)} stories"
