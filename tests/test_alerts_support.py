@@ -52,7 +52,7 @@ class World:
 
     def alerts(self, **filters: Any) -> list[dict[str, Any]]:
         with self.store.reading() as conn:
-            return list(reversed(outbox_sql.list_alerts(conn, **filters)))
+            return list(outbox_sql.iter_alerts(conn, **filters))[::-1]
 
     def close(self) -> None:
         self.store.close()

@@ -135,17 +135,6 @@ def get_alert(conn: sqlite3.Connection, alert_id: int) -> dict[str, Any] | None:
     return _row_to_dict(row) if row else None
 
 
-def list_alerts(
-    conn: sqlite3.Connection,
-    *,
-    status: str | None = None,
-    rule: str | None = None,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Outbox rows, newest first (see ``iter_alerts``)."""
-    return list(iter_alerts(conn, status=status, rule=rule, limit=limit))
-
-
 def iter_alerts(
     conn: sqlite3.Connection,
     *,
