@@ -24,7 +24,6 @@ from __future__ import annotations
 import heapq
 import http.cookiejar
 import io
-import itertools
 import logging
 import re
 import socket
@@ -452,16 +451,35 @@ class _Inflater:
             raise _BadEncoding(f"the body was cut off before the end of its {'gzip' if self._gzip else 'deflate'} data")
 
 
-def _gunzip_file(body: bytes, limit: int, too_large: str, status: int) -> bytes:
+class _CappedBody:
+    """A body's decompressed bytes, collected up to ``limit``: one more is a ``too_large`` FetchError."""
+
+    def __init__(self, limit: int, status: int) -> None:
+        self._limit = limit
+        self._status = status
+        self._buffer = io.BytesIO()
+
+    def too_large(self) -> FetchError:
+        return FetchError(f"body larger than {_megabytes(self._limit)} after decompression", kind="too_large",
+                          status=self._status)
+
+    def add(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            if self._buffer.tell() + len(piece) > self._limit:
+                raise self.too_large()
+            self._buffer.write(piece)
+
+    def getvalue(self) -> bytes:
+        return self._buffer.getvalue()
+
+
+def _gunzip_file(body: bytes, out: _CappedBody) -> bytes:
     """A gzip file served as it is, without a Content-Encoding (a feed published as ``feed.xml.gz``): its
-    content, counted against ``limit``; the body unchanged when it is not whole gzip data (the parser says)."""
+    content, collected in ``out``; the body unchanged when it is not whole gzip data (the parser says)."""
     inflater = _Inflater("gzip")
-    out = io.BytesIO()
     try:
-        for piece in itertools.chain(inflater.feed(body), inflater.finish()):
-            if out.tell() + len(piece) > limit:
-                raise FetchError(too_large, kind="too_large", status=status)
-            out.write(piece)
+        out.add(inflater.feed(body))
+        out.add(inflater.finish())
     except _BadEncoding:
         return body
     return out.getvalue()
@@ -721,7 +739,6 @@ class Fetcher:
 
     def _read_body(self, response: httpx.Response, deadline: _Deadline) -> bytes:
         limit = self.settings.max_body
-        too_large = f"body larger than {_megabytes(limit)} after decompression"
         try:
             decoder = _BodyDecoder(response.headers.get("content-encoding", ""))
         except _BadEncoding as exc:
@@ -730,33 +747,24 @@ class Fetcher:
         if decoder.identity and declared.isdigit() and int(declared) > limit:
             raise FetchError(f"body of {_megabytes(int(declared))} is larger than the {_megabytes(limit)} limit",
                              kind="too_large", status=response.status_code)
-        buffer = io.BytesIO()
-        size = 0
+        body = _CappedBody(limit, response.status_code)
         received = 0
         try:
             for raw in response.iter_raw():
                 received += len(raw)
                 if received > limit:
-                    raise FetchError(too_large, kind="too_large", status=response.status_code)
-                for piece in decoder.feed(raw):
-                    size += len(piece)
-                    if size > limit:
-                        raise FetchError(too_large, kind="too_large", status=response.status_code)
-                    buffer.write(piece)
+                    raise body.too_large()
+                body.add(decoder.feed(raw))
                 if deadline.remaining() <= 0:
                     deadline.expired = True
                     raise FetchError(deadline.message(), kind="deadline", status=response.status_code)
-            for piece in decoder.finish():
-                size += len(piece)
-                if size > limit:
-                    raise FetchError(too_large, kind="too_large", status=response.status_code)
-                buffer.write(piece)
+            body.add(decoder.finish())
         except _BadEncoding as exc:
             raise FetchError(str(exc), kind="protocol", status=response.status_code) from exc
-        body = buffer.getvalue()
-        if decoder.identity and body[:2] == b"\x1f\x8b":
-            return _gunzip_file(body, limit, too_large, response.status_code)
-        return body
+        data = body.getvalue()
+        if decoder.identity and data[:2] == b"\x1f\x8b":
+            return _gunzip_file(data, _CappedBody(limit, response.status_code))
+        return data
 
     def _result(
         self, url: str, final: httpx.URL, response: httpx.Response, body: bytes, hops: list[int],
