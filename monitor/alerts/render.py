@@ -151,6 +151,19 @@ def _new_source(item: dict[str, Any]) -> dict[str, Any] | None:
     return {"feed": item.get("feed"), "title": item.get("title"), "url": item.get("article_url")}
 
 
+def _new_source_lines(item: dict[str, Any], escape: Callable[..., str], layout: str) -> list[str]:
+    """The text or chat lines naming a follow-up's new outlet (``layout`` places ``{feed}`` and ``{title}``,
+    each through ``escape``), then its link."""
+    new = _new_source(item)
+    if not new:
+        return []
+    lines = [layout.format(feed=escape(new["feed"], 80), title=escape(new["title"]))]
+    link = safe_link(new["url"])
+    if link:
+        lines.append(f"  {link}")
+    return lines
+
+
 def _published(item: dict[str, Any]) -> str:
     """When the article was published; for an entry the feed gave no date, that it has none and when it was seen."""
     published = one_line(item.get("published"), 40)
@@ -175,12 +188,7 @@ def _alert_text(item: dict[str, Any]) -> list[str]:
     link = safe_link(item.get("url"))
     if link:
         lines.append(f"Link: {link}")
-    new = _new_source(item)
-    if new:
-        lines.append(f"New source: {one_line(new['feed'], 80)}: {one_line(new['title'])}")
-        new_link = safe_link(new["url"])
-        if new_link:
-            lines.append(f"  {new_link}")
+    lines.extend(_new_source_lines(item, one_line, "New source: {feed}: {title}"))
     lines.append(f"Published: {_published(item)}")
     matched = _matched_list(item)
     if matched:
@@ -202,12 +210,7 @@ def _alert_chat(item: dict[str, Any]) -> list[str]:
     link = safe_link(item.get("url"))
     if link:
         lines.append(link)
-    new = _new_source(item)
-    if new:
-        lines.append(f"New source {chat_text(new['feed'], 80)} \u2013 {chat_text(new['title'])}")
-        new_link = safe_link(new["url"])
-        if new_link:
-            lines.append(f"  {new_link}")
+    lines.extend(_new_source_lines(item, chat_text, "New source {feed} \u2013 {title}"))
     lines.append(f"Published {_published(item)}")
     matched = _matched_list(item)
     if matched:
