@@ -38,11 +38,12 @@ import math
 import re
 import sqlite3
 import unicodedata
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
+from heapq import nlargest
 from operator import itemgetter
 
 from monitor.models import Article
@@ -404,7 +405,8 @@ class StoryMemory:
         self._conn: sqlite3.Connection | None = None
         self._version = -1
         self._mark = -1
-        self._postings: dict[str, list[tuple[str, int]]] = {}  # term -> [(last_published, story id)], oldest first
+        # term -> (last_published times, story ids): parallel lists in (time, id) order, oldest first
+        self._postings: dict[str, tuple[list[str], list[int]]] = {}
         self._complete: set[str] = set()                 # terms whose every posting is held
         self._states: OrderedDict[int, story_store.StoryState] = OrderedDict()  # least recently used first
 
@@ -433,64 +435,74 @@ class StoryMemory:
         get = overlap.get
         postings = self._postings
         for term, weight in weights.items():
-            entries = postings.get(term)
-            if entries is None:
-                entries = self._load(conn, term)
-            for _, story_id in entries[bisect_left(entries, (since,)):]:  # those published at or after since
+            held = postings.get(term)
+            if held is None:
+                held = self._load(conn, term)
+            times, ids = held
+            for story_id in ids[bisect_left(times, since):]:  # those published at or after since
                 overlap[story_id] = get(story_id, 0.0) + weight
-        # sorted(...)[:limit] is what heapq.nlargest returns; on a hundred-odd stories the C sort is quicker
-        ranked = sorted([(o, s) for s, o in overlap.items() if o >= min_overlap], reverse=True)[:limit]
-        return [story_id for _, story_id in ranked]
+        # The best ``limit`` by (overlap, story id), as the index query orders them; those below
+        # min_overlap can only be at the end of that list. nlargest keeps ``limit`` items where a sort
+        # of the hundred-odd stories would order them all (a third of this method's time at 100,000 stored).
+        ranked = nlargest(limit, zip(overlap.values(), overlap.keys()))
+        return [story_id for found, story_id in ranked if found >= min_overlap]
 
-    def _load(self, conn: sqlite3.Connection, term: str) -> list[tuple[str, int]]:
+    def _load(self, conn: sqlite3.Connection, term: str) -> tuple[list[str], list[int]]:
         """Read the term's ``per_term`` newest postings (oldest first in memory)."""
         entries = story_store.recent_postings(conn, term, limit=self.per_term)
         entries.reverse()
         if len(self._postings) >= self.max_terms:
             self._postings.clear()
             self._complete.clear()
-        self._postings[term] = entries
+        held = ([published for published, _ in entries], [story_id for _, story_id in entries])
+        self._postings[term] = held
         if len(entries) < self.per_term:
             self._complete.add(term)
-        return entries
+        return held
 
     def post(
         self, conn: sqlite3.Connection, story_id: int, terms: list[str], *, last_published: str, stale_before: str,
         new_story: bool = False,
     ) -> None:
-        """``store.stories.post_terms`` for the entries it would change, keeping memory equal to the archive.
+        """``store.stories.post_terms`` for the entries it would add, keeping memory equal to the archive.
 
-        An entry already at or after ``stale_before`` is left alone by that upsert, so it is not sent.
+        A term where the story has an entry at or after ``stale_before`` gets none. Where memory
+        tells, the entry is written without that check in SQL; a term it does not hold is checked there.
         """
         writes = []
+        unsure = []
         for term in terms:
-            entries = self._postings.get(term)
-            if entries is None:
-                writes.append(term)
+            held = self._postings.get(term)
+            if held is None:
+                (writes if new_story else unsure).append(term)
                 continue
-            held = None
-            for index in range(len(entries) - 1, -1, -1):  # newest last: a story just posted is found first
-                if entries[index][1] == story_id:
-                    held = index
-                    break
-            if held is not None:
-                if entries[held][0] >= stale_before:
-                    continue  # the upsert would keep it
-                del entries[held]
-            elif not (new_story or term in self._complete or (entries and entries[0][0] < stale_before)):
-                # The archive may hold an entry of this story older than the held ones; the upsert
-                # replaces it only if older than stale_before, which is certain only when even the
-                # oldest held entry is. Unknown: read the term again when it is next probed.
-                writes.append(term)
+            times, ids = held
+            if story_id in ids:
+                index = ids.index(story_id)  # a story has one entry in memory: its newest
+                if times[index] >= stale_before:
+                    continue  # fresh enough: nothing is written
+                del times[index], ids[index]
+            elif not (new_story or term in self._complete or (times and times[0] < stale_before)):
+                # The archive may hold an entry of this story older than the held ones, which counts
+                # only if at or after stale_before: certain not to be only when even the oldest held
+                # entry is older. Unknown: SQL checks, and the term is read again when next probed.
+                unsure.append(term)
                 del self._postings[term]
                 continue
             writes.append(term)
-            insort(entries, (last_published, story_id))
-            if len(entries) > self.per_term:
-                del entries[0]
+            # In (time, story id) order, as the index reads them.
+            index = bisect_right(times, last_published)
+            while index and times[index - 1] == last_published and ids[index - 1] > story_id:
+                index -= 1
+            times.insert(index, last_published)
+            ids.insert(index, story_id)
+            if len(ids) > self.per_term:
+                del times[0], ids[0]
                 self._complete.discard(term)
         if writes:
-            story_store.post_terms(conn, story_id, writes, last_published=last_published, stale_before=stale_before)
+            story_store.post_terms(conn, story_id, writes, last_published=last_published)
+        if unsure:
+            story_store.post_terms(conn, story_id, unsure, last_published=last_published, stale_before=stale_before)
 
     # ------------------------------------------------------------------ states
 

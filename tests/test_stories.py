@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 
 from monitor.models import Article
 from monitor.store import Store
+from monitor.store.schema import SCHEMA_VERSION
 from monitor.store import stories as story_store
-from monitor.stories import StoryAssignment, StoryClusterer, Tuning, extract_features, fold, stem
+from monitor.stories import StoryAssignment, StoryClusterer, StoryMemory, Tuning, extract_features, fold, stem
 from monitor.timeutil import to_iso
 
 T0 = datetime(2026, 2, 17, 8, 0, tzinfo=timezone.utc)
@@ -589,6 +591,114 @@ def test_memory_finds_the_same_candidates_as_the_index_query(store: Store) -> No
                 assert clusterer.memory.candidates(conn, weights, since=since, min_overlap=0.1, limit=5) == expected
                 compared += 1
     assert compared == 180
+
+
+def test_a_refreshed_story_is_read_once_per_term(store: Store) -> None:
+    """A story refreshed under a term gets a second index entry; readers see only its newest, and
+    ``limit`` counts stories, not rows. A write the story does not need (an entry at or after
+    ``stale_before``) adds nothing."""
+    times = [to_iso(T0 + timedelta(hours=hours)) for hours in range(10)]
+    with store.transaction() as conn:
+        story_store.post_terms(conn, 1, ["bamako"], last_published=times[0])
+        story_store.post_terms(conn, 2, ["bamako"], last_published=times[1])
+        story_store.post_terms(conn, 3, ["bamako"], last_published=times[2])
+        story_store.post_terms(conn, 1, ["bamako"], last_published=times[7], stale_before=times[1])
+        story_store.post_terms(conn, 1, ["bamako"], last_published=times[8], stale_before=times[2])  # 7 is fresh
+        rows = conn.execute("SELECT last_published, story_id FROM story_postings ORDER BY 1").fetchall()
+        assert rows == [(times[0], 1), (times[1], 2), (times[2], 3), (times[7], 1)]
+        assert story_store.recent_postings(conn, "bamako", limit=2) == [(times[7], 1), (times[2], 3)]
+        assert story_store.recent_postings(conn, "bamako", limit=5) == [(times[7], 1), (times[2], 3), (times[1], 2)]
+        found = story_store.candidate_stories(conn, {"bamako": 1.0}, since=times[2], per_term=2, min_overlap=0.1,
+                                              limit=5)
+        assert found == [3, 1]  # equal overlap: the higher story id first
+        # Retention's prune drops the stale entry and keeps the story findable under its newest.
+        assert story_store.prune_postings(conn, before=T0 + timedelta(hours=1)) == 1
+        assert story_store.recent_postings(conn, "bamako", limit=5) == [(times[7], 1), (times[2], 3), (times[1], 2)]
+
+
+def test_memory_follows_the_index_through_refreshes_and_ties(store: Store) -> None:
+    """Property: random posting (new stories, refreshes before and after ``stale_before``, equal
+    times, terms never read) keeps the memory's postings equal to what the archive answers, with
+    few entries held per term so that the oldest fall out. Reports how often each case came up."""
+    import random
+
+    hits = {"compared": 0, "duplicate rows": 0, "ties": 0, "refreshed": 0, "kept fresh": 0, "unsure": 0}
+    terms = [f"term{index}" for index in range(12)]
+    for seed in range(6):
+        rng = random.Random(seed)
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM story_postings")
+        memory = StoryMemory(per_term=3)
+        last: dict[int, int] = {}  # story -> its last publication time, in minutes after T0
+        clock = 0
+        for step in range(150):
+            clock += rng.choice([0, 0, 10, 60, 400])  # equal times are frequent
+            story = rng.randrange(1, 25)
+            new_story = story not in last
+            published = max(clock, last.get(story, 0))
+            last[story] = published
+            stale_before = to_iso(T0 + timedelta(minutes=published - 360))
+            chosen = rng.sample(terms, 4)
+            with store.transaction() as conn:
+                memory.sync(conn)
+                if rng.random() < 0.5:  # read some terms first, as candidate look-ups do
+                    weights = {term: rng.random() for term in rng.sample(terms, 3)}
+                    since = to_iso(T0 + timedelta(minutes=clock - rng.choice([60, 600, 6000])))
+                    expected = story_store.candidate_stories(conn, weights, since=since, per_term=3,
+                                                             min_overlap=0.2, limit=4)
+                    assert memory.candidates(conn, weights, since=since, min_overlap=0.2, limit=4) == expected
+                    hits["compared"] += 1
+                for term in chosen:
+                    held = memory._postings.get(term)
+                    if held is None:
+                        hits["unsure"] += not new_story
+                    elif story in held[1]:
+                        fresh = held[0][held[1].index(story)] >= stale_before
+                        hits["kept fresh" if fresh else "refreshed"] += 1
+                memory.post(conn, story, chosen, last_published=to_iso(T0 + timedelta(minutes=published)),
+                            stale_before=stale_before, new_story=new_story)
+                for term, (times, ids) in memory._postings.items():
+                    stored = story_store.recent_postings(conn, term, limit=3)
+                    assert list(zip(times, ids)) == stored[::-1], (seed, step, term)
+                    hits["ties"] += len(set(times)) < len(times)
+        with store.transaction() as conn:
+            hits["duplicate rows"] += conn.execute(
+                "SELECT count(*) - count(DISTINCT term || ' ' || story_id) FROM story_postings").fetchone()[0]
+    print("memory/index property:", hits)
+    assert all(count > 20 for count in hits.values()), hits
+
+
+def test_an_archive_with_the_first_index_layout_is_upgraded(tmp_path: Path) -> None:
+    """An archive of schema 1 (the story index keyed by term and story, a second index by time) is
+    read as it is by read-only commands and upgraded, entries kept, by the first writer."""
+    path = tmp_path / "old.db"
+    Store.open(path).close()
+    raw = sqlite3.connect(path)
+    raw.executescript("""
+        DROP TABLE story_postings;
+        CREATE TABLE story_postings (term TEXT NOT NULL, story_id INTEGER NOT NULL, last_published TEXT NOT NULL,
+                                     PRIMARY KEY (term, story_id)) WITHOUT ROWID;
+        CREATE INDEX story_postings_recent ON story_postings(term, last_published);
+        INSERT INTO story_postings VALUES ('mali', 1, '2026-02-17T08:00:00Z'), ('mali', 2, '2026-02-17T09:00:00Z'),
+                                          ('niger', 1, '2026-02-17T08:00:00Z');
+        PRAGMA user_version = 1;
+    """)
+    raw.close()
+    reader = Store.open(path, readonly=True)
+    assert reader.schema_version() == 1
+    assert reader.conn.execute("SELECT count(*) FROM story_postings").fetchone()[0] == 3
+    reader.close()
+    writer = Store.open(path)
+    assert writer.schema_version() == SCHEMA_VERSION
+    with writer.transaction() as conn:
+        assert story_store.recent_postings(conn, "mali", limit=5) == [("2026-02-17T09:00:00Z", 2),
+                                                                      ("2026-02-17T08:00:00Z", 1)]
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(story_postings)")}
+        assert "story_postings_recent" not in indexes
+        key = [row[1] for row in sorted(conn.execute("PRAGMA table_info(story_postings)"), key=lambda r: r[5])
+               if row[5]]
+        assert key == ["term", "last_published", "story_id"]
+    writer.close()
 
 
 def test_a_small_memory_gives_the_same_stories(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import sqlite_utils
 
 from monitor.errors import ReadOnlyError, StoreError
 from monitor.models import Article
-from monitor.store.schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.store.schema import MIGRATIONS, READABLE_FROM, SCHEMA_VERSION
 from monitor.timeutil import to_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Store:
         version = self.schema_version()
         if version == 0:
             raise StoreError(f"{self.path} is not a newsmon archive (no schema): run `newsmon poll` to create one")
-        if version < SCHEMA_VERSION:
+        if version < READABLE_FROM:
             raise StoreError(
                 f"archive {self.path} was written by an older newsmon (schema {version}, this one uses "
                 f"{SCHEMA_VERSION}): run a writing command such as `newsmon poll` once to upgrade it"

@@ -8,8 +8,10 @@ Tables (all kept outside ``articles`` so that no FTS trigger fires when a story 
   strongest terms only) and ``first_published``/``last_published`` bound its articles' times.
 - ``story_articles``: which story each article belongs to (an article is in at most one).
 - ``story_sources``: (story, article, feed) triples: every outlet that carried each article.
-- ``story_postings``: the inverted index of rare terms -> stories, with the story's latest
-  publication time so that candidate look-ups only touch recent stories.
+- ``story_postings``: the inverted index of rare terms -> stories, ordered by the story's
+  publication time when it was posted, so that candidate look-ups read a term's newest entries
+  first and touch only recent stories. One B-tree: a story refreshed under a term gets a new entry
+  and its older ones stay until retention prunes them; readers take each story's newest entry.
 - ``story_df``: document frequency of each term over the archive so far, kept incrementally;
   ``story_stats`` holds the document count.
 """
@@ -66,11 +68,10 @@ CREATE TABLE IF NOT EXISTS story_sources (
 
 CREATE TABLE IF NOT EXISTS story_postings (
     term TEXT NOT NULL,
-    story_id INTEGER NOT NULL,
     last_published TEXT NOT NULL,
-    PRIMARY KEY (term, story_id)
+    story_id INTEGER NOT NULL,
+    PRIMARY KEY (term, last_published, story_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS story_postings_recent ON story_postings(term, last_published);
 
 CREATE TABLE IF NOT EXISTS story_df (
     term TEXT PRIMARY KEY,
@@ -170,10 +171,10 @@ def _candidate_sql(
     params: list[object] = []
     for term, weight in weights.items():
         parts.append(
-            "SELECT story_id, ? AS w FROM (SELECT story_id FROM story_postings "
-            "WHERE term = ? AND last_published >= ? ORDER BY last_published DESC LIMIT ?)"
+            "SELECT story_id, ? AS w FROM (SELECT story_id, max(last_published) AS newest FROM story_postings "
+            "WHERE term = ? GROUP BY story_id ORDER BY newest DESC, story_id DESC LIMIT ?) WHERE newest >= ?"
         )
-        params.extend((weight, term, since, per_term))
+        params.extend((weight, term, per_term, since))
     sql = (
         f"SELECT story_id, sum(w) AS overlap FROM ({' UNION ALL '.join(parts)}) "
         "GROUP BY story_id HAVING overlap >= ? ORDER BY overlap DESC, story_id DESC LIMIT ?"
@@ -183,13 +184,26 @@ def _candidate_sql(
 
 
 def recent_postings(conn: sqlite3.Connection, term: str, *, limit: int) -> list[tuple[str, int]]:
-    """The ``limit`` most recent (last_published, story_id) entries of ``term``, newest first
-    (ties: higher story id first, the order of the index)."""
-    return conn.execute(
-        "SELECT last_published, story_id FROM story_postings WHERE term = ? "
-        "ORDER BY last_published DESC, story_id DESC LIMIT ?",
-        (term, limit),
-    ).fetchall()
+    """The newest (last_published, story_id) entries of ``term`` for ``limit`` distinct stories, newest
+    first (ties: higher story id first, the order of the index); each story's newest entry only.
+
+    The index is read backwards from the term's newest entry, ``limit`` rows first and more only when
+    some were older entries of a story already read: the rows read are bounded by how often stories
+    were refreshed, not by the archive's size."""
+    sql = ("SELECT last_published, story_id FROM story_postings WHERE term = ? "
+           "ORDER BY last_published DESC, story_id DESC LIMIT ?")
+    rows = limit
+    while True:
+        found = conn.execute(sql, (term, rows)).fetchall()
+        entries: list[tuple[str, int]] = []
+        seen: set[int] = set()
+        for published, story_id in found:
+            if story_id not in seen:
+                seen.add(story_id)
+                entries.append((published, story_id))
+        if len(entries) >= limit or len(found) < rows:
+            return entries[:limit]
+        rows *= 4
 
 
 def advance_clusterer_mark(conn: sqlite3.Connection, *, expected: int, version: int, new: int) -> bool:
@@ -394,16 +408,44 @@ def update_story(
 
 
 def post_terms(
-    conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *, last_published: str, stale_before: str
+    conn: sqlite3.Connection, story_id: int, terms: Iterable[str], *, last_published: str,
+    stale_before: str | None = None,
 ) -> None:
-    """Index the story under ``terms``; an existing entry is moved to ``last_published`` only when it
-    is older than ``stale_before`` (a busy story does not rewrite its index with every article)."""
+    """Index the story under ``terms`` at ``last_published``; with ``stale_before``, only under the
+    terms where the story has no entry at or after that time (a busy story does not rewrite its
+    index with every article). Without it the caller knows that no such entry exists.
+
+    The older entries stay (readers take each story's newest); finding them would mean reading the
+    term's whole history. Retention's ``prune_postings`` removes them once past the window."""
+    if stale_before is None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO story_postings(term, last_published, story_id) VALUES (?, ?, ?)",
+            ((term, last_published, story_id) for term in terms),
+        )
+        return
     conn.executemany(
-        "INSERT INTO story_postings(term, story_id, last_published) VALUES (?, ?, ?) "
-        "ON CONFLICT(term, story_id) DO UPDATE SET last_published = excluded.last_published "
-        "WHERE story_postings.last_published < ?",
-        ((term, story_id, last_published, stale_before) for term in terms),
+        "INSERT INTO story_postings(term, last_published, story_id) SELECT ?1, ?2, ?3 WHERE NOT EXISTS "
+        "(SELECT 1 FROM story_postings WHERE term = ?1 AND last_published >= ?4 AND story_id = ?3)",
+        ((term, last_published, story_id, stale_before) for term in terms),
     )
+
+
+def upgrade_postings(conn: sqlite3.Connection) -> bool:
+    """Rebuild a ``story_postings`` table of the first layout (keyed by term and story, with a second
+    index by time) in the current one (keyed by term and time); True if it did. Inside the caller's
+    transaction."""
+    columns = {row[1]: row[5] for row in conn.execute("PRAGMA table_info(story_postings)")}
+    if not columns or columns.get("last_published"):
+        return False  # no table yet, or already keyed by time
+    conn.execute("ALTER TABLE story_postings RENAME TO story_postings_old")
+    conn.execute("DROP INDEX IF EXISTS story_postings_recent")
+    run_script(conn, SCHEMA)
+    conn.execute(
+        "INSERT INTO story_postings(term, last_published, story_id) "
+        "SELECT term, last_published, story_id FROM story_postings_old ORDER BY term, last_published, story_id"
+    )
+    conn.execute("DROP TABLE story_postings_old")
+    return True
 
 
 def prune_postings(conn: sqlite3.Connection, *, before: datetime) -> int:
