@@ -449,8 +449,9 @@ def upgrade_postings(conn: sqlite3.Connection) -> bool:
 
 
 def prune_postings(conn: sqlite3.Connection, *, before: datetime) -> int:
-    """Drop index entries of stories with no article since ``before`` (older than any window in
-    use): they can no longer be candidates. Returns how many were removed."""
+    """Drop index entries older than ``before`` (older than any window in use): those of stories
+    with no article since, which can no longer be candidates, and the superseded entries of stories
+    refreshed since. Returns how many were removed."""
     cursor = conn.execute("DELETE FROM story_postings WHERE last_published < ?", (to_iso(before),))
     forget_clusterer_state(conn)
     return cursor.rowcount
