@@ -10,8 +10,8 @@ whole ingest call and the time inside ``StoryClusterer.assign``, as CPU time of 
 machine is shared: wall-clock figures, printed beside, swing with other people's jobs). The baseline
 printed beside is the article write alone (``Store.write_article``: row, FTS index, feed link) measured
 in the same run. A third batch of 2,000 is timed with each article's story features computed before
-the call, as ``newsmon poll`` does in its parser workers (the daemon's poll threads leave them to
-``assign``): the writer's share of clustering in a poll.
+the call, as ``newsmon poll`` does in its parser workers and the daemon in its polling threads
+(before the feed's write transaction): the writer's share of clustering.
 
     python bench/cluster_speed.py [--sizes 10000 100000] [--measure 2000]
 """
@@ -142,7 +142,7 @@ def measure(store: Store, generator: Generator, clusterer: TimedClusterer, count
             store.write_article(conn, feed_id, article, now=article.first_seen)
     write, write_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     assign, assign_cpu = clusterer.spent, clusterer.cpu
-    # As in `newsmon poll`: the parser workers compute each article's features, assign gets them.
+    # As in `newsmon poll` and the daemon: parsing computes each article's features, assign gets them.
     clusterer.spent = clusterer.cpu = 0.0
     for _ in range(count):
         feed, article = generator.article()
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"ingest call incl. write and commit {rates['ingest_cpu']:,.0f} ({rates['ingest']:,.0f}); "
                   f"baseline, article write alone {rates['write_cpu']:,.0f} ({rates['write']:,.0f}); "
                   f"batched fill {fill_rate:,.0f} wall")
-            print(f"          assign given the features computed ahead (newsmon poll's path: parser workers "
-                  f"compute them) {rates['ahead_cpu']:,.0f} ({rates['ahead']:,.0f})")
+            print(f"          assign given the features computed ahead (the path of newsmon poll and the daemon: "
+                  f"parsing computes them) {rates['ahead_cpu']:,.0f} ({rates['ahead']:,.0f})")
         store.close()
     return 0
 

@@ -205,8 +205,11 @@ class Daemon:
             if previous is not None:
                 pipeline.flush_clusterer(self._require_store(), previous.clusterer)
             clusterer = StoryClusterer(window=config.monitor.story_window)
+        # Feeds are parsed in the polling threads, with their articles' story features: before, not
+        # inside, the feed's write transaction.
         return pipeline.PollContext(store=self._require_store(), fetcher=fetcher, config=config,
-                                    ruleset=ruleset, clusterer=clusterer, known_outage=self._network.is_outage_error)
+                                    ruleset=ruleset, clusterer=clusterer, known_outage=self._network.is_outage_error,
+                                    parser=pipeline.FeedParser(1, tuning=clusterer.tuning))
 
     def reload(self) -> bool:
         """Re-read the config file; apply it, or keep the running one when it is invalid. True when applied."""

@@ -54,7 +54,7 @@ class PollContext:
     config: Config
     ruleset: RuleSet
     clusterer: StoryClusterer
-    parser: "FeedParser | None" = None     # parses in worker processes; None parses in the calling thread
+    parser: "FeedParser | None" = None     # None: parse in the calling thread, story features left to the writer
     # Given a failure's kind: is it part of a network outage the daemon has already reported? (Logged at
     # debug level then: one line for the outage, not one per feed and poll while it lasts.)
     known_outage: Callable[[str], bool] | None = None
@@ -101,8 +101,10 @@ def compile_ruleset(config: Config) -> RuleSet:
 
 def build_context(config: Config, store: Store, *, parallel_parse: bool = False) -> PollContext:
     """A context over an open store; the caller owns the store and calls ``ctx.close()``.
-    ``parallel_parse`` parses in one worker process per core (worth it when many feeds are polled)."""
-    workers = parser_workers()
+    ``parallel_parse`` parses in one worker process per core (worth it when many feeds are polled);
+    otherwise in the polling thread. Either way the articles' story features are computed with the
+    parsing, before the feed's write transaction, which is then shorter."""
+    workers = parser_workers() if parallel_parse else 1
     clusterer = StoryClusterer(window=config.monitor.story_window)
     ctx = PollContext(
         store=store,
@@ -110,10 +112,9 @@ def build_context(config: Config, store: Store, *, parallel_parse: bool = False)
         config=config,
         ruleset=compile_ruleset(config),
         clusterer=clusterer,
-        parser=FeedParser(workers, tuning=clusterer.tuning) if parallel_parse and workers > 1 else None,
+        parser=FeedParser(workers, tuning=clusterer.tuning),
     )
-    if ctx.parser is not None:
-        ctx.parser.start()  # the workers start while the first feeds are fetched
+    ctx.parser.start()  # worker processes, if any, start while the first feeds are fetched
     return ctx
 
 
@@ -308,7 +309,7 @@ class FeedParser:
     ) -> tuple[FeedMeta, list[Article], bool, list[Features] | None]:
         """(feed facts, articles, whether URL merging is off, the articles' story features or None)."""
         if self.workers <= 1:
-            outcome = parse_job(result.body, dict(result.headers), result.url, feed, now)
+            outcome = parse_job(result.body, dict(result.headers), result.url, feed, now, self.tuning)
         else:
             pool: ProcessPoolExecutor | None = None
             try:

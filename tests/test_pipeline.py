@@ -296,9 +296,11 @@ def test_bad_config_is_exit_2_without_traceback(tmp_path: Path) -> None:
     assert "feeds[0].interval" in result.output and "Traceback" not in result.output
 
 
-def test_parser_workers_compute_the_story_features_assign_would() -> None:
-    """`newsmon poll` of many feeds computes each article's story features in the parser processes;
-    they must be exactly what the clusterer computes itself (same order as the articles)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parser_workers_compute_the_story_features_assign_would(workers: int) -> None:
+    """`newsmon poll` of many feeds computes each article's story features in the parser processes,
+    the daemon and a poll of few feeds in the polling thread (``workers`` 1); they must be exactly
+    what the clusterer computes itself (same order as the articles)."""
     from datetime import datetime, timezone
 
     from monitor.config import FeedConfig
@@ -316,7 +318,7 @@ def test_parser_workers_compute_the_story_features_assign_would() -> None:
     result = FetchResult(requested_url="https://example.org/rss", url="https://example.org/rss", status=200,
                          headers={"content-type": "application/rss+xml"}, body=body.encode())
     tuning = Tuning()
-    parser = FeedParser(2, tuning=tuning)
+    parser = FeedParser(workers, tuning=tuning)
     try:
         _, articles, _, features = parser.parse(result, FeedConfig(name="f", url="https://example.org/rss"),
                                                 now=datetime(2026, 2, 17, tzinfo=timezone.utc))
@@ -326,6 +328,24 @@ def test_parser_workers_compute_the_story_features_assign_would() -> None:
     for article, computed in zip(articles, features):
         assert computed == article_features(article, tuning)
     assert {"goita", "bamako", "ONU"} <= features[0].names
+
+
+def test_a_poll_of_few_feeds_computes_story_features_before_its_transaction(tmp_path: Path) -> None:
+    """Without parser processes the features are still computed with the parsing (in the polling
+    thread, before the feed's write transaction), with the clusterer's tuning."""
+    from monitor.config import load_config
+    from monitor.pipeline import build_context
+    from monitor.store import Store
+
+    config = load_config(write_config(tmp_path / "feeds.toml", [("one", "https://example.org/rss")]))
+    store = Store.open(tmp_path / "archive.db")
+    ctx = build_context(config, store)
+    try:
+        assert ctx.parser is not None and ctx.parser.workers == 1
+        assert ctx.parser.tuning is ctx.clusterer.tuning
+    finally:
+        ctx.close()
+        store.close()
 
 
 def test_parser_workers_start_early_and_a_killed_worker_fails_only_its_feed() -> None:
