@@ -154,9 +154,10 @@ def candidate_stories(
     """Recent stories posted under the article's probe terms, best first (the clusterer reads the
     same rows from its memory, ``stories.StoryMemory``; this query is the reference it is tested against).
 
-    Each term reads at most ``per_term`` of its most recent stories (newest article at or after
-    ``since``), so the cost does not grow with the archive. A story's overlap is the summed
-    article weight of the terms that found it; stories below ``min_overlap`` are left out.
+    Each term gives at most ``per_term`` of its most recent stories (by each story's newest entry,
+    kept if at or after ``since``). A story's overlap is the summed article weight of the terms that
+    found it; stories below ``min_overlap`` are left out. This query groups every entry of a term;
+    the clusterer reads a term's newest entries only (``recent_postings``).
     """
     if not weights:
         return []
