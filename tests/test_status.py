@@ -336,6 +336,37 @@ def test_status_after_init_counts_no_feed_as_ok(tmp_path: Path) -> None:
     assert f"{feeds['enabled']} enabled: 0 ok, {feeds['enabled']} never polled, 0 with errors" in text.stdout
 
 
+def test_status_counts_a_feed_just_added_as_feeds_list_does(tmp_path: Path) -> None:
+    """Right after `feeds add` (no poll or reload yet) status counted the feeds the archive held: one fewer
+    than `feeds list`. It counts the configured feeds, as `feeds list` lists them; a bare archive's as held."""
+    from tests.feedserver import FeedServer
+    from tests.test_daemon import child_env, newsmon_argv
+
+    env = child_env()
+    config = tmp_path / "feeds.toml"
+    base = ("--config", str(config), "--db", str(tmp_path / "archive.db"))
+
+    def newsmon(*args: str, cwd: Path = tmp_path) -> str:
+        done = subprocess.run(newsmon_argv(*args), capture_output=True, text=True, env=env, timeout=120, cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    newsmon(*base, "init")
+    with FeedServer() as server:
+        server.add("/extra.xml", '<?xml version="1.0"?><rss version="2.0"><channel><title>Extra</title>'
+                   "<link>http://e.org/</link><description>d</description><item><title>a</title>"
+                   "<link>http://e.org/a</link></item></channel></rss>")
+        newsmon(*base, "feeds", "add", server.url("/extra.xml"), "--name", "Extra desk")
+    listed = json.loads(newsmon(*base, "feeds", "list", "--format", "json"))
+    feeds = json.loads(newsmon(*base, "status", "--format", "json"))["feeds"]
+    assert "Extra desk" in {feed["name"] for feed in listed}
+    assert feeds["total"] == feeds["enabled"] == feeds["never_polled"] == len(listed)
+    text = newsmon(*base, "status")
+    assert f"{len(listed)} enabled: 0 ok, {len(listed)} never polled" in text
+    bare = json.loads(newsmon("--db", str(tmp_path / "archive.db"), "status", "--format", "json"))["feeds"]
+    assert bare["total"] == bare["enabled"] == len(listed) - 1           # without the config: the archive's
+
+
 def test_upkeep_checkpoint_and_optimize(store: Store, tmp_path: Path) -> None:
     from monitor.store.status import checkpoint, optimize
 

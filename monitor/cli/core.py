@@ -115,32 +115,27 @@ def feeds_list(app: AppContext, output_format: str) -> None:
     the archive knows."""
     from monitor.config import MonitorSettings
     from monitor.schedule import is_failing
-    from monitor.store import as_configured
+    from monitor.store import feeds_as_configured
 
     config = app.optional_config()
     if config is None and not app.db_path.exists():
         config = app.config()  # neither a config nor an archive: the config's error says what to do
-    rows: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
     if app.db_path.exists():
-        store = app.store(readonly=True)
-        rows = {row["name"]: row for row in store.feed_rows()}
-    if config is not None:
+        rows = app.store(readonly=True).feed_rows()
+    if config is not None:  # the URL edited or the feed added, not yet seen by a poll, shows as configured
         settings = config.monitor
-        feeds = [(feed.name, feed.url, feed.enabled, list(feed.tags),
-                  as_configured(rows.get(feed.name, {}), feed.url))  # the URL edited, not yet seen by a poll
-                 for feed in config.feeds]
+        rows = feeds_as_configured(config.feeds, rows)
     else:  # a bare archive (a copy, a backup): the feeds it holds, as last configured
         settings = MonitorSettings()
-        feeds = [(row["name"], row["url"], bool(row["enabled"]), json.loads(row["tags"] or "[]"), row)
-                 for row in rows.values()]
     listing = []
-    for name, url, enabled, tags, row in feeds:
+    for row in rows:
         errors = int(row.get("consecutive_errors") or 0)
         listing.append({
-            "name": name,
-            "url": url,
-            "enabled": enabled,
-            "tags": tags,
+            "name": row["name"],
+            "url": row["url"],
+            "enabled": bool(row["enabled"]),
+            "tags": json.loads(row["tags"] or "[]"),
             "last_status": row.get("last_status"),
             "last_error": row.get("last_error"),
             "last_error_kind": row.get("last_error_kind"),

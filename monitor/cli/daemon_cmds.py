@@ -42,21 +42,17 @@ def status(app: AppContext, output_format: str) -> None:
     from monitor.store.leases import raw_connection
     from monitor.store.status import collect_status
 
-    settings = _settings(app)
+    config = app.optional_config()  # without one (a bare archive): the archive's feeds and default settings
+    settings = config.monitor if config is not None else MonitorSettings()
     store = app.store(readonly=True)
     with store.reading() as conn:
         report = collect_status(raw_connection(conn), db_path=app.db_path, now=utcnow(),
-                                failing_after=settings.failing_after)
+                                failing_after=settings.failing_after,
+                                configured=config.feeds if config is not None else None)
     if output_format == "json":
         emit_json(report)
         return
     click.echo(render_status(report))
-
-
-def _settings(app: AppContext) -> MonitorSettings:
-    """The config's [monitor] settings; the defaults when there is no config file (status of a bare archive)."""
-    config = app.optional_config()
-    return config.monitor if config is not None else MonitorSettings()
 
 
 def render_status(report: dict[str, Any]) -> str:

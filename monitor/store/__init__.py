@@ -88,6 +88,27 @@ def as_configured(row: dict[str, Any], url: str) -> dict[str, Any]:
     return {**row, "url": url, **URL_CHANGE_RESET}
 
 
+def feeds_as_configured(feeds: Iterable[Any], rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configured ``feeds`` (``FeedConfig``, in config order) as rows of the feeds table once ``sync_feeds``
+    has seen the config, from the archive's ``rows``: a feed added or edited since the last poll or reload
+    shows as it will be (a new one has only the configured columns); feeds no longer configured are left out."""
+    by_name = {row["name"]: row for row in rows}
+    return [
+        {**as_configured(by_name.get(feed.name, {}), feed.url), "name": feed.name, "url": feed.url,
+         "enabled": int(feed.enabled), "language": feed.language, "tags": json.dumps(list(feed.tags))}
+        for feed in feeds
+    ]
+
+
+def feeds_as_synced(feeds: Iterable[Any], rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The whole feeds table as ``sync_feeds`` will leave it for the configured ``feeds``: the configured ones
+    (``feeds_as_configured``), then those no longer configured, disabled."""
+    rows = list(rows)
+    configured = feeds_as_configured(feeds, rows)
+    names = {row["name"] for row in configured}
+    return configured + [{**row, "enabled": 0} for row in rows if row["name"] not in names]
+
+
 class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
         self.conn = conn
@@ -346,8 +367,7 @@ class Store:
 
     def feed_rows(self) -> list[dict[str, Any]]:
         with self.reading() as conn:
-            cursor = conn.execute("SELECT * FROM feeds ORDER BY name")
-            return [_row_dict(cursor, row) for row in cursor.fetchall()]
+            return read_feed_rows(conn)
 
     def update_feed(self, conn: sqlite3.Connection, feed_id: int, *, polled_url: str | None = None,
                     **values: Any) -> None:
@@ -477,6 +497,12 @@ def _another_feeds_guid(conn: sqlite3.Connection, feed_id: int, article: Article
     linked = conn.execute("SELECT 1 FROM article_feeds WHERE article_id = ? AND feed_id = ?",
                           (row[0], feed_id)).fetchone()
     return linked is None
+
+
+def read_feed_rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every row of the feeds table as a dict, by name."""
+    cursor = conn.execute("SELECT * FROM feeds ORDER BY name")
+    return [_row_dict(cursor, row) for row in cursor.fetchall()]
 
 
 def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:

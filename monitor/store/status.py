@@ -17,9 +17,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from monitor.errors import StoreError, UsageError
+from monitor.store import feeds_as_synced, read_feed_rows
 from monitor.store.leases import raw_connection
 from monitor.timeutil import from_iso, to_iso
 
@@ -118,67 +119,61 @@ def table_exists(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-def feed_health(conn: Any, *, now: datetime, failing_after: int) -> dict[str, Any]:
-    """Feed counts by state, and the feeds that need a human: failing, gone, moved.
+def feed_health(rows: Iterable[Mapping[str, Any]], *, now: datetime, failing_after: int) -> dict[str, Any]:
+    """Feed counts by state, and the feeds that need a human: failing, gone, moved; ``rows`` are the feeds
+    table's (``read_feed_rows``), or those of ``feeds_as_synced`` for the config.
 
     Each enabled feed is in one of ok, never_polled, erroring, failing and gone: a feed is ok only once a
     poll of it went well (never_polled feeds have not been fetched yet). Disabled feeds (also those taken out
     of the config) are only counted: they need no action, so they are not listed as gone or moved."""
-    db = raw_connection(conn)
     now_text = to_iso(now)
-    row = db.execute(
-        """
-        SELECT COUNT(*),
-               SUM(enabled = 1),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL
-                   AND (last_success IS NOT NULL OR last_fetch IS NOT NULL)),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors < :failing
-                   AND (consecutive_errors > 0 OR last_error IS NOT NULL)),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors >= :failing),
-               SUM(enabled = 1 AND gone = 0 AND (next_check IS NULL OR next_check <= :now)),
-               SUM(enabled = 1 AND gone = 0 AND lease_until >= :now),
-               SUM(enabled = 1 AND gone = 1),
-               SUM(enabled = 1 AND gone = 0 AND consecutive_errors = 0 AND last_error IS NULL
-                   AND last_success IS NULL AND last_fetch IS NULL)
-        FROM feeds
-        """,
-        {"failing": failing_after, "now": now_text},
-    ).fetchone()
-    keys = ("total", "enabled", "ok", "erroring", "failing", "due", "polling", "gone", "never_polled")
-    counts = {key: int(value or 0) for key, value in zip(keys, row)}
+    feeds = sorted(rows, key=lambda row: row["name"])
+    enabled = [row for row in feeds if row.get("enabled")]
+    states: dict[str, list[Mapping[str, Any]]] = {key: [] for key in ("ok", "never_polled", "erroring", "failing", "gone")}
+    for row in enabled:
+        states[_health(row, failing_after)].append(row)
+    live = [row for row in enabled if not row.get("gone")]
+    counts = {
+        "total": len(feeds), "enabled": len(enabled),
+        **{key: len(states[key]) for key in ("ok", "erroring", "failing")},
+        "due": sum(1 for row in live if row.get("next_check") is None or row["next_check"] <= now_text),
+        "polling": sum(1 for row in live if row.get("lease_until") is not None and row["lease_until"] >= now_text),
+        "gone": len(states["gone"]), "never_polled": len(states["never_polled"]),
+    }
     counts["disabled"] = counts["total"] - counts["enabled"]
-    columns = "name, url, consecutive_errors, last_status, last_error_kind, last_error, last_success, next_check"
-    failing = [
-        _feed_dict(r) for r in db.execute(
-            f"SELECT {columns} FROM feeds WHERE enabled = 1 AND gone = 0 AND consecutive_errors >= ? "
-            "ORDER BY consecutive_errors DESC, name", (failing_after,),
-        )
-    ]
-    erroring = [
-        _feed_dict(r) for r in db.execute(
-            f"SELECT {columns} FROM feeds WHERE enabled = 1 AND gone = 0 AND consecutive_errors < ? "
-            "AND (consecutive_errors > 0 OR last_error IS NOT NULL) ORDER BY consecutive_errors DESC, name",
-            (failing_after,),
-        )
-    ]
-    gone = [
-        {"name": r[0], "url": r[1], "last_error": r[2]}
-        for r in db.execute("SELECT name, url, last_error FROM feeds WHERE enabled = 1 AND gone = 1 ORDER BY name")
-    ]
-    moved = [
-        {"name": r[0], "url": r[1], "permanent_url": r[2]}
-        for r in db.execute(
-            "SELECT name, url, permanent_url FROM feeds WHERE enabled = 1 AND permanent_url IS NOT NULL "
-            "AND permanent_url != url ORDER BY name"
-        )
-    ]
-    return {"counts": counts, "failing": failing, "erroring": erroring, "gone": gone, "moved": moved}
+    return {
+        "counts": counts,
+        "failing": [_feed_dict(row) for row in sorted(states["failing"], key=_errors, reverse=True)],
+        "erroring": [_feed_dict(row) for row in sorted(states["erroring"], key=_errors, reverse=True)],
+        "gone": [{"name": row["name"], "url": row["url"], "last_error": row.get("last_error")}
+                 for row in states["gone"]],
+        "moved": [{"name": row["name"], "url": row["url"], "permanent_url": row["permanent_url"]}
+                  for row in enabled if row.get("permanent_url") is not None and row["permanent_url"] != row["url"]],
+    }
 
 
-def _feed_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+def _errors(row: Mapping[str, Any]) -> int:
+    return int(row.get("consecutive_errors") or 0)
+
+
+def _health(row: Mapping[str, Any], failing_after: int) -> str:
+    """ok, never_polled, erroring, failing or gone: the state of an enabled feed."""
+    if row.get("gone"):
+        return "gone"
+    errors = _errors(row)
+    if errors >= failing_after:
+        return "failing"
+    if errors > 0 or row.get("last_error") is not None:
+        return "erroring"
+    if row.get("last_success") is None and row.get("last_fetch") is None:
+        return "never_polled"
+    return "ok"
+
+
+def _feed_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("name", "url", "consecutive_errors", "last_status", "last_error_kind", "last_error", "last_success",
             "next_check")
-    return dict(zip(keys, row))
+    return {key: _errors(row) if key == "consecutive_errors" else row.get(key) for key in keys}
 
 
 def archive_counts(conn: Any) -> dict[str, Any]:
@@ -212,12 +207,18 @@ def database_size(path: Path) -> dict[str, Any]:
 
 def collect_status(
     conn: Any, *, db_path: Path, now: datetime, failing_after: int, stale_after: timedelta = DEFAULT_STALE_AFTER,
+    configured: Iterable[Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``newsmon status`` prints, as one JSON-ready dict."""
+    """Everything ``newsmon status`` prints, as one JSON-ready dict. ``configured``: the config's feeds
+    (``FeedConfig``), counted as ``feeds list`` shows them (``feeds_as_synced``); None: the archive's feeds as
+    they are (a bare archive)."""
     db = raw_connection(conn)
     try:
         daemon = daemon_state(read_heartbeat(db), now=now, stale_after=stale_after)
-        feeds = feed_health(db, now=now, failing_after=failing_after)
+        rows = read_feed_rows(db)
+        if configured is not None:
+            rows = feeds_as_synced(configured, rows)
+        feeds = feed_health(rows, now=now, failing_after=failing_after)
         counts = archive_counts(db)
         schema = int(db.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as exc:
