@@ -446,7 +446,8 @@ class Daemon:
             dispatcher.shutdown(wait=False)
         jobs_finished.join(timeout=max(deadline - time.monotonic(), 1.0))
         if jobs_finished.is_alive():
-            log.warning("shutdown grace over while a job was still running (it is abandoned)")
+            log.warning("shutdown grace over while a job was still running (it is abandoned) jobs=%s",
+                        ",".join(self._jobs.running()) if self._jobs is not None else "")
             idle = False
         store = self._require_store()
         with store.transaction() as conn:

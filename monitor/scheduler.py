@@ -387,6 +387,8 @@ class JobScheduler:
             timezone="UTC",
         )
         self._jobs = list(jobs)
+        self._running: set[str] = set()  # the jobs running now, by name
+        self._running_lock = threading.Lock()
         apscheduler_log = logging.getLogger("apscheduler.scheduler")
         if _SKIPPED_RUN_FILTER not in apscheduler_log.filters:
             apscheduler_log.addFilter(_SKIPPED_RUN_FILTER)
@@ -410,22 +412,31 @@ class JobScheduler:
         """Each job's next run time (UTC)."""
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
 
+    def running(self) -> list[str]:
+        """The names of the jobs running now (those a shutdown waits for)."""
+        with self._running_lock:
+            return sorted(self._running)
+
     def shutdown(self, *, wait: bool = False) -> None:
         """Stop starting jobs; with ``wait``, return once the running ones have finished."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
 
-    @staticmethod
-    def _guarded(job: JobSpec) -> Callable[[], None]:
+    def _guarded(self, job: JobSpec) -> Callable[[], None]:
         failing: dict[str, Any] = {"error": None, "same": 0, "runs": 0}  # the failure it repeats; the runs failed
 
         def run() -> None:
             started = time.monotonic()
+            with self._running_lock:
+                self._running.add(job.name)
             try:
                 job.func()
             except Exception as exc:  # a failing job is logged and retried at its next run
                 _log_failure(job.name, exc, failing)
                 return
+            finally:
+                with self._running_lock:
+                    self._running.discard(job.name)
             if failing["runs"]:
                 log.warning("job recovered job=%s failed_runs=%d", job.name, failing["runs"])
                 failing.update(error=None, same=0, runs=0)

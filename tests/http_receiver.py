@@ -38,6 +38,7 @@ class HttpReceiver:
     def __init__(self, port: int = 0) -> None:
         self.status = 200
         self.delay = 0.0                 # seconds to wait before answering (a slow channel)
+        self.arrived = threading.Event()  # set when a POST comes in, before the delay
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         receiver = self
@@ -54,6 +55,7 @@ class HttpReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status = receiver.status
+                receiver.arrived.set()
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 with receiver._lock:

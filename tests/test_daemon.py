@@ -285,6 +285,29 @@ def test_sigterm_gives_up_after_the_grace(tmp_path: Path, server: FeedServer, ru
     assert daemon.feed("stuck")["lease_owner"] is None
 
 
+def test_sigterm_names_the_job_that_outlasts_the_grace(tmp_path: Path, server: FeedServer, running: list) -> None:
+    """A job still running when the grace is over (a delivery to a slow webhook) is named in the log line, so
+    an operator knows what held the shutdown."""
+    from tests.http_receiver import HttpReceiver
+
+    now = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    server.add("/sahel.xml", rss(("m1", "Bamako talks: France and Mali agree")).replace(
+        "Tue, 17 Feb 2026 08:00:00 GMT", now))
+    with HttpReceiver() as receiver:
+        receiver.delay = 30.0
+        config = config_text(feed_toml("sahel", server.url("/sahel.xml"), "1h"), shutdown_grace="1s") + (
+            "\n[[rules]]\nname = \"france-mali\"\nquery = 'France AND Mali'\nchannels = [\"hook\"]\n"
+            f'\n[[channels]]\nname = "hook"\nurl = "webhook:{receiver.url("/hook")}"\ntimeout = "60s"\n'
+        )
+        daemon = Newsmon(tmp_path, config)
+        running.append(daemon.start())
+        assert receiver.arrived.wait(30), daemon.log()               # the delivery job waits for the answer
+        assert daemon.stop(timeout=30) == 0
+    line = next(line for line in daemon.log().splitlines() if "while a job was still running" in line)
+    assert "jobs=deliver" in line, line
+    assert "stopped at the grace, work abandoned" in daemon.log()
+
+
 def test_sighup_reloads_and_rejects_a_bad_config(tmp_path: Path, server: FeedServer, running: list) -> None:
     server.add("/one.xml", rss(("o1", "One")), etag='"1"')
     server.add("/two.xml", rss(("t1", "Two")), etag='"2"')
