@@ -131,7 +131,16 @@ def html_to_text(html_text: str, *, fast_path: bool = True) -> str:
 
 def clean_title(text: str) -> str:
     """A title as one line of clean text (markup removed, entities decoded, whitespace collapsed)."""
-    cleaned = html_to_text(text)
+    return _one_line(html_to_text(text))
+
+
+def clean_plain_title(text: str) -> str:
+    """A title that is text already, not HTML (its ``<`` and ``&`` are literal), as one line of clean text:
+    what ``clean_title`` gives for a title without markup or references."""
+    return _one_line(normalize_whitespace(text))
+
+
+def _one_line(cleaned: str) -> str:
     return cleaned.replace("\n", " ") if "\n" in cleaned else cleaned
 
 

@@ -11,17 +11,18 @@ are shared by several entries?) once, then calls ``normalize_entry`` for each en
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
-from monitor.clean import clean_title, html_to_text
+from monitor.clean import clean_plain_title, clean_title, html_to_text, normalize_whitespace
 from monitor.models import Article, Entry, ParsedFeed
 
 logger = logging.getLogger(__name__)
@@ -270,11 +271,26 @@ def normalize_language(*candidates: str | None) -> str | None:
     return None
 
 
-def _unique_clean(values: Iterable[str]) -> list[str]:
+def clean_plain_article(article: Article) -> Article:
+    """``article`` with its text cleaned as ``normalize_entry`` cleans a feed's, for text that arrives as text
+    (``newsmon import``): the invisible and control characters go, white space is collapsed, the title,
+    authors and categories are one line. No markup is parsed: an exported article's ``<`` and ``&`` are
+    literal characters, and text that is clean already (an export of a polled article) comes back unchanged."""
+    return dataclasses.replace(
+        article,
+        title=clean_plain_title(article.title),
+        summary=normalize_whitespace(article.summary),
+        content=normalize_whitespace(article.content),
+        authors=_unique_clean(article.authors, clean_plain_title),
+        categories=_unique_clean(article.categories, clean_plain_title),
+    )
+
+
+def _unique_clean(values: Iterable[str], clean: Callable[[str], str] = clean_title) -> list[str]:
     seen: set[str] = set()
     result = []
     for value in values:
-        cleaned = clean_title(value)
+        cleaned = clean(value)
         folded = cleaned.casefold()
         if cleaned and folded not in seen:
             seen.add(folded)

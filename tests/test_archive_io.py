@@ -149,3 +149,42 @@ def test_import_missing_file_and_not_utf8(source: list[str], tmp_path: Path) -> 
     latin.write_bytes(json.dumps({**GOOD, "title": "é"}, ensure_ascii=False).encode("latin-1") + b"\n")
     result = invoke(*source, "import", str(latin))
     assert result.exit_code == 2 and "not UTF-8" in result.output
+
+
+# Control characters (an ESC sequence, BEL), invisible ones (zero-width space, soft hyphen, BOM) and runs of
+# white space, in text with no markup. (feedparser reads a C1 control as the windows-1252 character.)
+DIRTY_TEXT = "Bamako\x1b[31m talks\x07 zero\u200bwidth soft\u00adhyphen \ufeffbom  two\tspaces"
+
+
+def test_import_stores_the_text_a_poll_stores(tmp_path: Path) -> None:
+    """The same title and summary, polled from a feed and imported from a file, are stored the same: import
+    stored control and invisible characters as given, where a poll cleans them."""
+    config, db = tmp_path / "feeds.toml", tmp_path / "archive.db"
+    summary = f"{DIRTY_TEXT}\r\n\r\n  second\x1b paragraph "
+    with FeedServer() as server:
+        server.add("/dirty.xml", '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+                   "<link>http://news.example.org/</link><description>d</description><item>"
+                   f"<title>{DIRTY_TEXT}</title><link>http://news.example.org/polled</link>"
+                   f"<guid>polled-article-1</guid><description>{summary}</description></item></channel></rss>")
+        config.write_text(f'[[feeds]]\nname = "dirty"\nurl = "{server.url("/dirty.xml")}"\n', encoding="utf-8")
+        polled = invoke("--config", str(config), "--db", str(db), "poll")
+        assert polled.exit_code == 0, polled.output
+    dump = tmp_path / "dirty.jsonl"
+    dump.write_text(json.dumps({
+        "key": "guid:imported-article-1", "url": "http://news.example.org/imported", "title": DIRTY_TEXT,
+        "summary": summary, "published": "2026-02-17T08:00:00Z", "authors": [f"A.\x9b {DIRTY_TEXT}"],
+        "feeds": [{"name": "dirty", "url": server.url("/dirty.xml")}],
+    }) + "\n", encoding="utf-8")
+    imported = invoke("--config", str(config), "--db", str(db), "import", str(dump))
+    assert imported.exit_code == 0, imported.output
+    conn = sqlite3.connect(db)
+    try:
+        rows = dict(conn.execute("SELECT key, json_array(title, summary, content) FROM articles"))
+        authors = conn.execute("SELECT authors FROM articles WHERE key = 'guid:imported-article-1'").fetchone()[0]
+    finally:
+        conn.close()
+    assert rows["guid:imported-article-1"] == rows["guid:polled-article-1"]
+    title, text, _ = json.loads(rows["guid:imported-article-1"])
+    assert title == "Bamako[31m talks zerowidth softhyphen bom two spaces"
+    assert text == f"{title}\nsecond paragraph"
+    assert json.loads(authors) == [f"A. {title}"]

@@ -8,6 +8,7 @@ and is idempotent: importing the same file twice adds nothing the second time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -85,7 +86,10 @@ class _open_output:
 
 
 def read_jsonl(stream: IO[str], source: str) -> Iterator[BulkArticle]:
-    """Articles of an export file; a bad line raises UsageError naming the file and line number."""
+    """Articles of an export file, their text cleaned as a poll cleans it (a file anyone can write may hold
+    control characters); a bad line raises UsageError naming the file and line number."""
+    from monitor.normalize import clean_plain_article
+
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -97,9 +101,10 @@ def read_jsonl(stream: IO[str], source: str) -> Iterator[BulkArticle]:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
             raise UsageError(f"{source} line {number}: not valid JSON ({reason})") from None
         try:
-            yield record_to_bulk(record)
+            bulk = record_to_bulk(record)
         except RecordError as exc:
             raise UsageError(f"{source} line {number}: not an exported article: {exc}") from None
+        yield dataclasses.replace(bulk, article=clean_plain_article(bulk.article))
 
 
 def _open_input(path: Path) -> IO[str]:
