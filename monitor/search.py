@@ -80,8 +80,10 @@ def _iso(value: datetime | str | None) -> str | None:
 def _filters(
     tables: set[str], *, since: datetime | str | None, until: datetime | str | None,
     feeds: Sequence[str] | None, languages: Sequence[str] | None, rule: str | None, story_id: int | None,
+    ids: str = "a.id",
 ) -> tuple[list[str], list[object]] | None:
-    """Extra WHERE parts; None when a filter names a table the archive does not have yet."""
+    """Extra WHERE parts; None when a filter names a table the archive does not have yet. ``ids``: the
+    column the story filter constrains (``_id_column``)."""
     parts: list[str] = []
     params: list[object] = []
     if since is not None:
@@ -110,9 +112,16 @@ def _filters(
     if story_id is not None:
         if "story_articles" not in tables:
             return None
-        parts.append("a.id IN (SELECT sa.article_id FROM story_articles sa WHERE sa.story_id = ?)")
+        parts.append(f"{ids} IN (SELECT sa.article_id FROM story_articles sa WHERE sa.story_id = ?)")
         params.append(story_id)
     return parts, params
+
+
+def _id_column(query: Query) -> str:
+    """The column that filters on article ids constrain: for a query with a MATCH, FTS5's rowid, so that
+    FTS5 reads only those rows of the index rather than every hit of the query (the join makes them the
+    same ids); else ``a.id``."""
+    return "a.id" if compile_sql(query).match is None else "articles_fts.rowid"
 
 
 def _hit_subqueries(tables: set[str]) -> tuple[str, str, str]:
@@ -208,10 +217,11 @@ def iter_search(
     try:
         tables = _tables(conn)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
-                           rule=rule, story_id=story_id)
+                           rule=rule, story_id=story_id, ids=_id_column(parsed))
         if filters is None:
             return
-        plan = _Plan(conn, parsed, filters, sort=sort, now=moment or "", since=_iso(since))
+        plan = _Plan(conn, parsed, filters, sort=sort, now=moment or "", since=_iso(since),
+                     few_rows=story_id is not None)
         ranked = iter(plan.page_ids(limit, offset))
         while page := list(islice(ranked, chunk)):
             rows = _details(conn, tables, [article_id for article_id, _ in page])
@@ -288,11 +298,12 @@ class _Plan:
     """How one search finds the ids of its page (see ``search``)."""
 
     def __init__(self, conn: sqlite3.Connection, query: Query, filters: tuple[list[str], list[object]], *,
-                 sort: str, now: str, since: str | None) -> None:
+                 sort: str, now: str, since: str | None, few_rows: bool = False) -> None:
         self.conn = conn
         self.sort = sort
         self.now = now
         self.since = since
+        self.few_rows = few_rows  # the filters keep a handful of rows (one story's): no window is worth a query
         self.compiled = compile_sql(query)
         self.core = _core_node(query) if self.compiled.match is not None else None
         condition, params = self.compiled.condition()
@@ -349,7 +360,7 @@ class _Plan:
         held in memory, so a page longer than ``WINDOW_MAX_PAGE`` (an export) ranks every hit instead."""
         if limit == 0:
             return []
-        if (self.core is None or limit is None or limit + offset > WINDOW_MAX_PAGE
+        if (self.core is None or self.few_rows or limit is None or limit + offset > WINDOW_MAX_PAGE
                 or self._core_hits(WINDOW_MIN_HITS + 1) <= WINDOW_MIN_HITS):
             return self._query(limit, offset, window=None)
         wanted = limit + offset
@@ -437,7 +448,7 @@ def count_hits(
     try:
         tables = _tables(conn)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
-                           rule=rule, story_id=story_id)
+                           rule=rule, story_id=story_id, ids=_id_column(parsed))
         if filters is None:
             return 0
         compiled = compile_sql(parsed)
@@ -471,7 +482,7 @@ def count_hits_by_story(
     try:
         tables = _tables(conn)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
-                           rule=rule, story_id=story_id)
+                           rule=rule, story_id=story_id, ids=_id_column(parsed))
         if filters is None or "story_articles" not in tables:
             return found
         match = compile_sql(parsed).match is not None

@@ -159,6 +159,75 @@ def test_rule_and_story_filters(archive: Store) -> None:
     assert articles_for_rule(conn, "france-mali") == []     # matches go with their article
 
 
+WORDS = ("Mali", "Bamako", "Niger", "junta", "talks", "France", "Sahel", "army", "election", "Dakar")
+
+
+def add_story_articles(conn: sqlite3.Connection, first: int, count: int, *, per_story: int) -> None:
+    """``count`` articles numbered from ``first`` made of ``WORDS`` in turn, ``per_story`` to a story."""
+    for number in range(first, first + count):
+        words = [WORDS[(number * step) % len(WORDS)] for step in (1, 3, 7)]
+        published = f"2026-02-{1 + number % 16:02d}T{number % 24:02d}:00:00Z"
+        article_id = conn.execute(
+            "INSERT INTO articles (key, url, title, summary, content, published, published_source, first_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'published', ?)",
+            (f"s{number}", f"https://example.org/s{number}", " ".join(words), " ".join(reversed(words)) + " news",
+             "" if number % 3 else "Mali " * (number % 5), published, published),
+        ).lastrowid
+        story = number // per_story + 1
+        conn.execute("INSERT OR IGNORE INTO stories (id, headline, first_seen, updated, first_published, "
+                     "last_published) VALUES (?, 'x', ?, ?, ?, ?)", (story, *(published,) * 4))
+        conn.execute("INSERT INTO story_articles (story_id, article_id, joined_at) VALUES (?, ?, ?)",
+                     (story, article_id, published))
+
+
+STORY_QUERIES = ["Mali", "Mali OR Niger", "Mali AND NOT junta", '"Bamako Niger"', "title:Sahel", "Ma*",
+                 "NEAR(Mali talks, 3)", "NOT zzz", "feed:nothing OR lang:none", "Dakar -army"]
+
+
+@pytest.mark.parametrize("sort", ["relevance", "date"])
+def test_story_filter_gives_the_storys_hits_in_search_order(archive: Store, sort: str) -> None:
+    """``story_id`` keeps exactly the hits of ``search`` that belong to the story, in the same order and with
+    the same fields (snippets, feeds, rules), whatever the query; counts agree."""
+    conn = archive.conn
+    add_story_articles(conn, 0, 400, per_story=8)
+    for query in STORY_QUERIES:
+        every = search(conn, query, sort=sort, limit=None, now=NOW)
+        for story in (1, 17, 50, 999):
+            expected = [hit.to_dict() for hit in every if hit.story_id == story]
+            got = search(conn, query, story_id=story, sort=sort, limit=None, now=NOW)
+            assert [hit.to_dict() for hit in got] == expected, (query, story)
+            assert count_hits(conn, query, story_id=story) == len(expected)
+            assert [hit.to_dict() for hit in search(conn, query, story_id=story, sort=sort, limit=2, offset=1,
+                                                    now=NOW)] == expected[1:3]
+
+
+def test_story_filter_reads_only_the_storys_rows(archive: Store) -> None:
+    """A search of one story reads that story's articles, not every hit of the query and then the story's
+    among them: the work SQLite does (its virtual machine steps) does not grow with the query's other hits."""
+    conn = archive.conn
+    add_story_articles(conn, 0, 200, per_story=8)
+
+    def steps(query: str) -> int:
+        counted = [0]
+
+        def count() -> int:
+            counted[0] += 1
+            return 0
+
+        conn.set_progress_handler(count, 100)
+        try:
+            hits = search(conn, query, story_id=3, limit=None, now=NOW)
+        finally:
+            conn.set_progress_handler(None, 0)
+        assert hits and {hit.story_id for hit in hits} == {3}
+        return counted[0]
+
+    small = {query: steps(query) for query in ("Mali", "Mali OR Niger", "Sahel -army")}
+    add_story_articles(conn, 200, 4000, per_story=8)        # ten times as many hits, none of them in story 3
+    for query, before in small.items():
+        assert steps(query) < before * 2, query
+
+
 def test_archive_without_stories_or_matches(archive: Store) -> None:
     conn = archive.conn
     conn.executescript("DROP TABLE story_articles; DROP TABLE matches;")
