@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
+import stat
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -13,6 +18,7 @@ from monitor.cli import cli
 from monitor.config import load_config
 from monitor.opml import read_opml
 from tests.feedserver import FeedServer
+from tests.test_robust_support import child_env, newsmon_argv
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 OPML_DIR = CORPORA / "opml"
@@ -250,6 +256,46 @@ def test_export_then_import_keeps_disabled_feeds_and_intervals(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert load_config(fresh).feeds == load_config(config).feeds     # a disabled feed is not polled again
     assert run(fresh, "import", str(exported)).output.startswith("skipped")
+
+
+def _limit_file_size(limit: int) -> None:
+    """In the child, before exec: files may not grow past ``limit`` bytes (a full disk); the write fails
+    (EFBIG) instead of the process being killed by SIGXFSZ."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
+def test_export_on_a_full_disk_keeps_the_earlier_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text("".join(f'[[feeds]]\nname = "Feed {number}"\nurl = "https://e.org/{number}"\n'
+                              for number in range(200)), encoding="utf-8")
+    exported = tmp_path / "out" / "feeds.opml"
+    exported.parent.mkdir()
+    exported.write_bytes(b"<opml>earlier export</opml>")
+    full = subprocess.run(newsmon_argv("--config", str(config), "feeds", "export", "--output", str(exported)),
+                          cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: _limit_file_size(4096))
+    assert full.returncode == 1, (full.returncode, full.stderr)
+    assert "Traceback" not in full.stderr
+    assert f"error: {exported}: cannot be written" in full.stderr
+    assert exported.read_bytes() == b"<opml>earlier export</opml>"
+    assert sorted(path.name for path in exported.parent.iterdir()) == ["feeds.opml"]
+
+
+def test_export_gives_the_file_ordinary_permissions(config: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.opml"
+    umask = os.umask(0o022)
+    try:
+        assert run(config, "export", "--output", str(fresh)).exit_code == 0
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # readable by the web server that publishes it
+    shared = tmp_path / "shared.opml"
+    shared.write_bytes(b"")
+    shared.chmod(0o664)
+    assert run(config, "export", "--output", str(shared)).exit_code == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o664
+    assert read_opml(shared.read_bytes(), source="shared").entries
 
 
 # --------------------------------------------------------------------------- remove / enable / disable

@@ -220,14 +220,36 @@ def feeds_export(app: AppContext, output: Path | None) -> None:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
+    """Write ``data`` to ``path`` in one step (a temporary file beside it, renamed over it): a failed write
+    (a full disk) leaves the earlier file as it was and no temporary file behind. The file gets the
+    permissions a new file gets (the umask's), or those of the file it replaces; a symbolic link stays
+    one (the file it points to is replaced)."""
+    temp_name: str | None = None
     try:
-        handle, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        target = path.resolve()
+        handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        os.replace(temp_name, path)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_name, _new_file_mode(target))
+        os.replace(temp_name, target)
+        temp_name = None
     except OSError as exc:
         raise MonitorError(f"{path}: cannot be written: {exc.strerror or exc}") from exc
+    finally:
+        if temp_name is not None:
+            Path(temp_name).unlink(missing_ok=True)
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permission bits of the file at ``path``, else those a new file gets under the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 # --------------------------------------------------------------------------- remove, enable, disable
