@@ -165,7 +165,7 @@ def _serialised(edit: _Edit) -> _Edit:
     def locked(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
         try:
             folder = os.open(Path(path).resolve().parent, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
+        except (OSError, RuntimeError):  # RuntimeError: symbolic links in a loop (Python < 3.13)
             return edit(path, *args, **kwargs)
         try:
             fcntl.flock(folder, fcntl.LOCK_EX)

@@ -204,6 +204,20 @@ def test_init_through_a_symlink_to_a_missing_file_writes_its_target(tmp_path: Pa
     assert not [p.name for p in (tmp_path / "etc").iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("command", [["init"], ["feeds", "remove", "BBC"], ["feeds", "disable", "BBC"],
+                                     ["feeds", "import", "list.opml"]])
+def test_a_config_that_is_a_loop_of_symlinks_is_a_clean_error(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "list.opml").write_text('<opml><body><outline xmlUrl="https://e.org/f"/></body></opml>')
+    (tmp_path / "feeds.toml").symlink_to(tmp_path / "other.toml")
+    (tmp_path / "other.toml").symlink_to(tmp_path / "feeds.toml")
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", "feeds.toml", "--db", "a.db", *command],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: feeds.toml: cannot be"), done.stderr
+    assert (tmp_path / "feeds.toml").is_symlink() and (tmp_path / "other.toml").is_symlink()
+
+
 @pytest.mark.parametrize("option", ["--feed", "--lang"])
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_search_filter_is_a_usage_error(archive: list[str], option: str, value: str) -> None:

@@ -120,7 +120,12 @@ def _write_starter(path: Path) -> None:
     """Write the starter config at ``path`` (through a symbolic link, to its target) in one step: a temporary
     file beside it, renamed, so an interrupted or failed write leaves no half config behind."""
     starter = resources.files("monitor").joinpath("data/feeds.toml").read_bytes()
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except RuntimeError:  # Python < 3.13
+        target = path
+    if target.is_symlink():  # still a link once every link is followed: they form a loop
+        raise ConfigError("cannot be written: it is a symbolic link in a loop of links", path=str(path))
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
