@@ -169,11 +169,11 @@ def _attribute(attrs: Mapping[str, str], name: str) -> str | None:
 @dataclass
 class _Frame:
     tag: str | None
-    language: str | None
+    language: str | None     # its own, else inherited from the folders around it
     is_feed: bool
     title: str
     has_children: bool = False
-    commented: bool = False
+    commented: bool = False  # it or a folder around it is commented out
 
 
 class _Builder:
@@ -182,30 +182,33 @@ class _Builder:
     def __init__(self, result: OpmlResult) -> None:
         self.result = result
         self.stack: list[_Frame] = []
+        self.folder_tags: list[str] = []  # the tags of the frames on the stack that have one, outermost first
         self.by_url: dict[str, int] = {}
 
     def start(self, attrs: Mapping[str, str]) -> None:
-        if self.stack:
-            self.stack[-1].has_children = True
+        # Each frame carries what it inherits (language, commented out), so that an outline costs the same
+        # however deep it sits: a hostile or broken file can nest outlines thousands deep.
+        parent = self.stack[-1] if self.stack else None
+        if parent is not None:
+            parent.has_children = True
         title = _clean_text(_attribute(attrs, "title") or _attribute(attrs, "text") or "")
-        language = _language(_attribute(attrs, "language")) or self.inherited_language()
-        commented = (_attribute(attrs, "isComment") or "").strip().lower() == "true" or any(
-            frame.commented for frame in self.stack)
+        language = _language(_attribute(attrs, "language")) or (parent.language if parent else None)
+        commented = (_attribute(attrs, "isComment") or "").strip().lower() == "true" or bool(
+            parent and parent.commented)
         raw_url = _attribute(attrs, "xmlUrl")
         if raw_url is None and (_attribute(attrs, "type") or "").lower() in ("rss", "atom"):
             raw_url = _attribute(attrs, "url")
         if raw_url is None:
             tag = tag_from_title(title) or None
-            self.stack.append(_Frame(tag=tag, language=language, is_feed=False, title=title, commented=commented))
+            self.push(_Frame(tag=tag, language=language, is_feed=False, title=title, commented=commented))
             return
-        self.stack.append(_Frame(tag=None, language=language, is_feed=True, title=title, commented=commented))
+        self.push(_Frame(tag=None, language=language, is_feed=True, title=title, commented=commented))
         url, reason = check_feed_url(raw_url)
         if url is None:
             self.result.rejected.append(RejectedOutline(title=title, url=raw_url.strip() or None,
                                                         reason=reason or "unusable URL"))
             return
-        tags = [frame.tag for frame in self.stack if frame.tag]
-        tags += _category_tags(_attribute(attrs, "category"))
+        tags = self.folder_tags + _category_tags(_attribute(attrs, "category"))
         html_url = (_attribute(attrs, "htmlUrl") or "").strip() or None
         if html_url and (_NOT_XML.search(html_url) or _CONTROL.search(html_url)):
             html_url = None
@@ -213,18 +216,19 @@ class _Builder:
         self.add(OpmlEntry(title=title, xml_url=url, html_url=html_url, tags=tuple(dict.fromkeys(tags)),
                            language=language, enabled=not commented, interval=interval))
 
+    def push(self, frame: _Frame) -> None:
+        self.stack.append(frame)
+        if frame.tag:
+            self.folder_tags.append(frame.tag)
+
     def end(self) -> None:
         if not self.stack:
             return
         frame = self.stack.pop()
+        if frame.tag:
+            self.folder_tags.pop()
         if not frame.is_feed and not frame.has_children:
             self.result.rejected.append(RejectedOutline(title=frame.title, url=None, reason="no xmlUrl"))
-
-    def inherited_language(self) -> str | None:
-        for frame in reversed(self.stack):
-            if frame.language:
-                return frame.language
-        return None
 
     def add(self, entry: OpmlEntry) -> None:
         index = self.by_url.get(entry.xml_url)
@@ -312,11 +316,14 @@ _TOKEN = re.compile(
     r"|<(?P<close>/)?(?P<name>outline|opml|title)\b",
     re.IGNORECASE | re.DOTALL,
 )
-# The end of a start tag: a ">" after a quote or the tag name, followed by another tag or the end.
-_TAG_END = re.compile(r"(/?)\s*>(?=\s*(?:<|\Z))")
+# The end of a start tag: a ">" after a quote or the tag name, followed by another tag or the end. (Each
+# pattern here is tried at every position of a file that can be large and hostile: none may scan a run of
+# text again from each of its characters, so the scan stays linear in the size of the file.)
+_TAG_END = re.compile(r">(?=\s*+(?:<|\Z))")
 _NEXT_OUTLINE = re.compile(r"</?outline\b|</body\b", re.IGNORECASE)
-_ATTRIBUTE = re.compile(r"([A-Za-z_:][\w:.-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
-_TITLE_TEXT = re.compile(r"\s*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_ATTRIBUTE = re.compile(r"(?<![\w:.-])([A-Za-z_:][\w:.-]*+)\s*+=\s*+(?:\"([^\"]*)\"|'([^']*)')")
+_TITLE_OPEN = re.compile(r"\s*+>")
+_TITLE_CLOSE = re.compile(r"</title\s*+>", re.IGNORECASE)
 _ENCODING = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
@@ -341,16 +348,23 @@ def _find_tag_end(text: str, name_end: int) -> tuple[int, int, bool]:
     next_tag = _NEXT_OUTLINE.search(text, name_end)
     limit = next_tag.start() if next_tag else len(text)
     for match in _TAG_END.finditer(text, name_end, limit):
-        index = match.start() - 1
-        while index >= name_end and text[index].isspace():
-            index -= 1
-        if index < name_end or text[index] in "\"'":
-            return match.start(), match.end(), bool(match.group(1))
+        attributes_end = _skip_space_back(text, match.start(), name_end)
+        self_closing = attributes_end > name_end and text[attributes_end - 1] == "/"
+        before = _skip_space_back(text, attributes_end - 1, name_end) if self_closing else attributes_end
+        if before == name_end or text[before - 1] in "\"'":
+            return (attributes_end - 1 if self_closing else attributes_end), match.end(), self_closing
     plain = text.rfind(">", name_end, limit)
     if plain < 0:
         return limit, limit, False
     self_closing = text[plain - 1] == "/"
     return plain - (1 if self_closing else 0), plain + 1, self_closing
+
+
+def _skip_space_back(text: str, end: int, start: int) -> int:
+    """The position after the last character of ``text[start:end]`` that is not white space (``start`` if none)."""
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
 
 
 def _lenient_attributes(text: str, start: int, end: int) -> dict[str, str]:
@@ -365,6 +379,7 @@ def _read_lenient(data: bytes, result: OpmlResult) -> None:
     text = _decode(data)
     builder = _Builder(result)
     seen_opml = False
+    titles_closed = True  # False once no "</title>" follows: later <title> tags are not looked into
     position = 0
     while True:
         match = _TOKEN.search(text, position)
@@ -385,11 +400,13 @@ def _read_lenient(data: bytes, result: OpmlResult) -> None:
             position = len(text) if close < 0 else close + 1
             if name == "opml":
                 seen_opml = True
-            elif result.title is None and not builder.stack:
-                title = _TITLE_TEXT.match(text, match.end())
-                if title:
-                    result.title = _clean_text(html.unescape(title.group(1))) or None
-                    position = title.end()
+            elif result.title is None and titles_closed and not builder.stack:
+                opening = _TITLE_OPEN.match(text, match.end())
+                closing = _TITLE_CLOSE.search(text, opening.end()) if opening else None
+                titles_closed = opening is None or closing is not None
+                if opening and closing:
+                    result.title = _clean_text(html.unescape(text[opening.end():closing.start()])) or None
+                    position = closing.end()
             continue
         attributes_end, tag_end, self_closing = _find_tag_end(text, match.end())
         position = tag_end

@@ -219,6 +219,35 @@ def test_import_every_corpus_file(path: Path, config: Path) -> None:
     assert again["counts"]["skipped"] == counts["added"] + counts["skipped"]
 
 
+HOSTILE_SIZE = 2_000_000
+HOSTILE_OPML = {  # each is not well-formed (read leniently), and made of a run that some pattern could rescan
+    "blanks after a tag": b'<opml><body><outline text="F" xmlUrl="https://e.org/f"' + b" " * HOSTILE_SIZE + b"x",
+    "a long attribute name": b"<opml><body>&<outline " + b"a" * HOSTILE_SIZE
+                             + b"><outline xmlUrl='https://e.org/f'/>",
+    "titles never closed": b"<opml><head>" + b"<title>" * (HOSTILE_SIZE // 7)
+                           + b"<body><outline xmlUrl='https://e.org/f'/>&",
+    "folders never closed": b"<opml><body>&" + b"".join(b'<outline text="f%d">' % (n % 50) for n in range(HOSTILE_SIZE // 20))
+                            + b'<outline xmlUrl="https://e.org/f"/>',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_OPML))
+def test_import_of_a_large_hostile_opml_file_does_not_hang(tmp_path: Path, kind: str) -> None:
+    """The lenient reader's scan is linear: a 2 MB file made to make a regular expression rescan each run
+    of characters from each of its positions (hours of work) is read like any other."""
+    hostile = tmp_path / "hostile.opml"
+    hostile.write_bytes(HOSTILE_OPML[kind])
+    config = tmp_path / "feeds.toml"
+    config.write_text("[monitor]\n", encoding="utf-8")
+    done = subprocess.run(newsmon_argv("--config", str(config), "feeds", "import", str(hostile), "--dry-run",
+                                       "--format", "json"),
+                          cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["lenient"] is True
+    assert [item["url"] for item in report["added"]] == ["https://e.org/f"]
+
+
 def test_export_then_import_round_trips(config: Path, tmp_path: Path) -> None:
     opml = tmp_path / "list.opml"
     opml.write_text(
