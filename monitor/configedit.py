@@ -29,8 +29,10 @@ feed) belong to what follows and stay where they are.
 
 Duplicates: a feed whose URL is already configured (same ``normalize.canonical_url``, or the same
 URL up to case of scheme/host and a trailing slash, which ``load_config`` refuses) is skipped
-with a reason. A name already used (compared case-insensitively) is refused by ``add_feed`` and
-given a numbered suffix (``"Name (2)"``) by ``add_feeds(..., rename=True)``, as OPML import does.
+with a reason. A name already used (compared by ``name_key``: ignoring case and how the characters are
+encoded) is refused by ``add_feed`` and given a numbered suffix (``"Name (2)"``) by
+``add_feeds(..., rename=True)``, as OPML import does. Names are written composed (NFC); remove, enable
+and disable find a feed by its name as typed, also when the terminal encodes its accents otherwise.
 
 ``${`` starts an environment or file reference in the config, so names and tags that come from
 outside (feed and OPML titles) have it defused as ``$ {``, and URLs containing it are rejected.
@@ -129,14 +131,22 @@ def url_keys(url: str) -> set[str]:
     return keys
 
 
+def name_key(name: str) -> str:
+    """What two feed names that clash have in common: names are the same to a reader when they differ only in
+    case or in how their characters are encoded ("é" as one character or as "e" and an accent; full-width
+    letters)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
 def _unique_name(base: str, taken: set[str]) -> str:
-    if base.casefold() not in taken:
+    """``base``, else ``base (2)``, ``base (3)`` ...: the first whose ``name_key`` is not in ``taken``."""
+    if name_key(base) not in taken:
         return base
     number = 2
     while True:
         suffix = f" ({number})"
         candidate = _truncate(base, MAX_NAME - len(suffix)) + suffix
-        if candidate.casefold() not in taken:
+        if name_key(candidate) not in taken:
             return candidate
         number += 1
 
@@ -507,7 +517,7 @@ def add_feeds(
     With ``dry_run`` nothing is written, but the result is validated all the same.
     """
     source = _read(path)
-    names = {feed.name.casefold() for feed in source.config.feeds}
+    names = {name_key(feed.name) for feed in source.config.feeds}
     urls: dict[str, str] = {}
     for feed in source.config.feeds:
         for key in url_keys(feed.url):
@@ -544,7 +554,7 @@ def _plan_one(
     url = values["url"]
     explicit_name = feed.get("name")
     if explicit_name is not None:
-        base = " ".join(str(explicit_name).split())
+        base = " ".join(unicodedata.normalize("NFC", str(explicit_name)).split())
         if not base or _CONTROL.search(base) or len(base) > MAX_NAME:
             reason = f"a name must be 1 to {MAX_NAME} printable characters"
             return FeedChange(name=base, url=url, status="rejected", reason=reason), None
@@ -559,12 +569,12 @@ def _plan_one(
             reason = f"URL already configured as feed {present!r}"
         return FeedChange(name=base, url=url, status="skipped", reason=reason), None
     name = base
-    if base.casefold() in names:
+    if name_key(base) in names:
         if not rename:
             reason = f"the name {base!r} is already used by another feed"
             return FeedChange(name=base, url=url, status="skipped", reason=reason), None
         name = _unique_name(base, names)
-    names.add(name.casefold())
+    names.add(name_key(name))
     added.add(name)
     for key in keys:
         urls[key] = name
@@ -605,11 +615,17 @@ def add_feed(path: str | os.PathLike[str], feed: Mapping[str, Any]) -> FeedChang
 
 
 def _index_of(source: _Source, name: str) -> int:
+    """The feed called ``name``; else the one feed whose name is written with the same characters encoded
+    otherwise (an "é" typed as "e" and an accent), which looks the same in a terminal."""
     names = [feed.name for feed in source.config.feeds]
     wanted = name.strip()
     for index, candidate in enumerate(names):
         if candidate == wanted:
             return index
+    composed = unicodedata.normalize("NFC", wanted)
+    alike = [index for index, candidate in enumerate(names) if unicodedata.normalize("NFC", candidate) == composed]
+    if len(alike) == 1:
+        return alike[0]
     raise UsageError(_unknown_feed_message(name, names))
 
 

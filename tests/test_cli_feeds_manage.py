@@ -123,6 +123,22 @@ def test_add_refuses_a_name_already_used(config: Path, server: FeedServer) -> No
     assert run(config, "add", server.url("/rss.xml"), "--name", "AJ mirror").exit_code == 0
 
 
+def test_add_refuses_a_name_that_differs_only_in_how_its_accents_are_encoded(tmp_path: Path,
+                                                                                server: FeedServer) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[[feeds]]\nname = "Radio \u00e9chos"\nurl = "https://e.org/1"\n', encoding="utf-8")
+    server.add("/rss.xml", RSS.format(title="other"))
+    added = subprocess.run(newsmon_argv("--config", str(config), "feeds", "add", server.url("/rss.xml"),
+                                        "--name", "Radio e\u0301chos"),
+                           cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert added.returncode == 2, added.stderr
+    assert "is already used by another feed" in added.stderr
+    disabled = subprocess.run(newsmon_argv("--config", str(config), "feeds", "disable", "Radio e\u0301chos"),
+                              cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert disabled.returncode == 0, disabled.stderr
+    assert [(feed.name, feed.enabled) for feed in load_config(config).feeds] == [("Radio \u00e9chos", False)]
+
+
 def test_add_without_any_feed_fails_cleanly(config: Path, server: FeedServer) -> None:
     server.add("/", "<html><head><title>x</title></head><body>nothing</body></html>", content_type="text/html")
     result = run(config, "add", server.url("/"))

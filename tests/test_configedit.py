@@ -112,6 +112,35 @@ def test_name_clash_is_numbered_on_import_and_refused_on_add(config: Path) -> No
     assert add_feed(config, {"name": "BBC Afrique", "url": "https://e.org/3"}).status == "added"
 
 
+COMPOSED = "Radio Bamako \u00e9chos"            # "é" as one character (what most keyboards type)
+DECOMPOSED = "Radio Bamako e\u0301chos"         # "e" and a combining accent (macOS file names, some pastes)
+
+
+def test_names_that_differ_only_in_how_accents_are_encoded_or_in_width_clash(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[[feeds]]\nname = "{COMPOSED}"\nurl = "https://e.org/1"\n', encoding="utf-8")
+    with pytest.raises(UsageError, match="already used"):
+        add_feed(config, {"name": DECOMPOSED, "url": "https://e.org/2"})
+    with pytest.raises(UsageError, match="already used"):
+        add_feed(config, {"name": "ＲＡＤＩＯ BAMAKO ÉCHOS", "url": "https://e.org/2"})  # full-width letters
+    changes = add_feeds(config, [{"title": DECOMPOSED, "url": "https://e.org/3"},
+                                 {"title": "radio bamako échos", "url": "https://e.org/4"}])
+    assert [change.name for change in changes] == [f"{COMPOSED} (2)", "radio bamako échos (3)"]
+    assert add_feed(config, {"name": "Studio Tamani\u0301", "url": "https://e.org/5"}).name == "Studio Taman\u00ed"
+    assert _names(config) == [COMPOSED, f"{COMPOSED} (2)", "radio bamako échos (3)", "Studio Taman\u00ed"]
+
+
+def test_a_name_typed_with_its_accents_encoded_otherwise_finds_the_feed(tmp_path: Path) -> None:
+    """A terminal shows both spellings alike: 'no feed named X (did you mean X?)' could not be acted on."""
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[[feeds]]\nname = "{COMPOSED}"\nurl = "https://e.org/1"\n'
+                      f'[[feeds]]\nname = "Other"\nurl = "https://e.org/2"\n', encoding="utf-8")
+    assert set_feed_enabled(config, DECOMPOSED, False) is True
+    assert load_config(config).feeds[0].enabled is False
+    assert remove_feed(config, DECOMPOSED).name == COMPOSED
+    assert _names(config) == ["Other"]
+
+
 def test_unusable_values_are_rejected_without_touching_the_file(config: Path) -> None:
     before = config.read_bytes()
     changes = add_feeds(config, [

@@ -18,7 +18,9 @@ from typing import Any
 import click
 
 from monitor.cli.common import AppContext, count_type, feed_url_argument, emit_json, pass_app
-from monitor.configedit import FeedChange, add_feed, add_feeds, remove_feed, set_feed_enabled, url_keys
+from monitor.configedit import (
+    FeedChange, add_feed, add_feeds, name_key, remove_feed, set_feed_enabled, url_keys,
+)
 from monitor.errors import MonitorError, OPMLError, ParseError, UsageError
 from monitor.opml import OpmlEntry, read_opml, write_opml
 from monitor.timeutil import format_duration, parse_duration
@@ -55,7 +57,7 @@ def feeds_add(app: AppContext, url: str, name: str | None, interval: str | None,
     _check_language(language)
     config = app.config()
     _refuse_known_url(config.feeds, url)
-    if name is not None and name.strip().casefold() in {feed.name.casefold() for feed in config.feeds}:
+    if name is not None and name_key(name.strip()) in {name_key(feed.name) for feed in config.feeds}:
         raise UsageError(f"the name {name.strip()!r} is already used by another feed; choose another with --name")
     with Fetcher(FetchSettings.from_monitor(config.monitor)) as fetcher:
         discovery = explore(url, fetcher)
