@@ -818,12 +818,15 @@ def _feed_url(url: str) -> httpx.URL:
         raise FetchError(f"not a valid URL: {url[:200]}", kind="invalid_url", url=url) from exc
     if parsed.scheme not in ("http", "https"):
         raise FetchError(f"not an http or https URL: {url[:200]}", kind="invalid_url", url=url)
-    if not parsed.host:
-        raise FetchError(f"URL has no host: {url[:200]}", kind="invalid_url", url=url)
     try:
-        parsed.host.encode("idna")
-    except UnicodeError:
+        host = parsed.host  # decodes "xn--" labels: an invalid one ("xn--zz") raises idna.IDNAError
+        host.encode("idna")
+    except UnicodeError:  # (IDNAError is one)
         raise FetchError(f"URL has an invalid host name: {url[:200]}", kind="invalid_url", url=url) from None
+    if not host:
+        raise FetchError(f"URL has no host: {url[:200]}", kind="invalid_url", url=url)
+    if "%" in host and ":" not in host:  # httpx percent-encodes what a host name cannot hold ("exa mple.org")
+        raise FetchError(f"URL has an invalid host name: {url[:200]}", kind="invalid_url", url=url)
     return parsed
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import subprocess
+import sys
 import threading
 import zlib
 from datetime import datetime, timedelta, timezone
@@ -309,12 +311,29 @@ def test_redirect_to_a_non_http_url_is_refused(feed_server: FeedServer, fetcher:
 
 @pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://example.org/feed.xml", "", "   ", "http://", "not a url", "http://[::1",
-            "//example.org/feed", "data:text/xml,<rss/>", "http://a..b/", f"http://{'a' * 64}.org/"],
+            "//example.org/feed", "data:text/xml,<rss/>", "http://a..b/", f"http://{'a' * 64}.org/",
+            "https://xn--zz.example.org/feed", "https://exa mple.org/feed", "https://exa<mple.org/feed"],
 )
 def test_invalid_urls_are_refused(fetcher: Fetcher, url: str) -> None:
     error = fetch_error(fetcher, url)
     assert error.kind == "invalid_url"
     assert "Traceback" not in error.message
+
+
+def test_a_feed_whose_host_is_a_broken_punycode_label_fails_alone(feed_server: FeedServer, tmp_path: Path) -> None:
+    """"xn--zz" is no valid A-label: reading the host raised idna.IDNAError out of the poll, a traceback
+    that stopped `newsmon poll` for every feed."""
+    feed_server.add("/ok.xml", b"<rss version='2.0'><channel><title>ok</title><item><title>A story</title>"
+                    b"<link>http://e.org/a</link></item></channel></rss>")
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[[feeds]]\nname = "broken"\nurl = "https://xn--zz.example.org/feed"\n'
+                      f'[[feeds]]\nname = "ok"\nurl = "{feed_server.url("/ok.xml")}"\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "--db", str(tmp_path / "a.db"),
+                           "poll"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "invalid_url: URL has an invalid host name" in done.stdout
+    assert "1 new article" in done.stderr + done.stdout
 
 
 # --- statuses ---------------------------------------------------------------------------------
