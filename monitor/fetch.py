@@ -655,7 +655,7 @@ class Fetcher:
         """GET ``url`` (conditionally when ``etag``/``last_modified`` are given). Raises FetchError."""
         started = time.monotonic()
         fetched_at = utcnow()
-        target = _feed_url(url)
+        target = parse_feed_url(url)
         deadline = _Deadline(self.settings.deadline)
         self._watchdog.arm(deadline)
         _local.deadline = deadline
@@ -808,7 +808,7 @@ def _shown(url: httpx.URL) -> str:
     return str(url.copy_with(password=None)) if url.password else str(url)
 
 
-def _feed_url(url: str) -> httpx.URL:
+def parse_feed_url(url: str) -> httpx.URL:
     """Parse and check a feed URL: absolute http(s) with a host, or FetchError kind invalid_url."""
     if not isinstance(url, str) or not url.strip():
         raise FetchError("no URL given", kind="invalid_url", url=str(url))

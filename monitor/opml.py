@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 from monitor import PROJECT_URL
-from monitor.errors import OPMLError
+from monitor.errors import FetchError, OPMLError
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,12 @@ def check_feed_url(url: str) -> tuple[str | None, str | None]:
         return None, f"not an http(s) URL (scheme {scheme!r})"
     if not host:
         return None, "unparsable URL (no host)"
+    from monitor.fetch import parse_feed_url  # (imported when needed: it brings httpx)
+
+    try:
+        parse_feed_url(url)  # what the fetcher will refuse is refused now, before it is written into the config
+    except FetchError:
+        return None, f"unparsable URL (host name {host!r})"
     return url, None
 
 

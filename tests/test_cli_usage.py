@@ -167,7 +167,9 @@ def closed_port_url() -> str:
 
 @pytest.mark.parametrize("command", ["check", "add"])
 @pytest.mark.parametrize("url", ["notaurl", "file:///etc/passwd", "ftp://example.org/feed.xml", "http://",
-                                 "https://example.org:99999/", "http://a..b/", "http://[::1/", ""])
+                                 "https://example.org:99999/", "http://a..b/", "http://[::1/", "",
+                                 "https://exa mple.org/feed", "https://xn--zz.example.org/feed",
+                                 "https://\uff45xample.org/feed", "http://999.1.1.1/feed"])
 def test_a_url_that_is_not_a_feed_url_is_a_usage_error(archive: list[str], command: str, url: str) -> None:
     config = Path(archive[1])
     before = config.read_bytes()

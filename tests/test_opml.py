@@ -125,9 +125,14 @@ def test_rejected_entries_carry_reasons() -> None:
         '<outline text="no scheme" xmlUrl="example.org/feed"/>'
         '<outline text="bad port" xmlUrl="https://example.org:99999/feed"/>'
         '<outline text="ok" xmlUrl="feed://example.org/rss"/>'
+        '<outline text="space in host" xmlUrl="https://exa mple.org/feed"/>'
+        '<outline text="broken punycode" xmlUrl="https://xn--zz.example.org/feed"/>'
     )
     result = read_opml(data, source="t")
     reasons = {rejected.title: rejected.reason for rejected in result.rejected}
+    # hosts the fetcher could never reach are reported now, not written into the config
+    assert reasons["space in host"] == "unparsable URL (host name 'exa mple.org')"
+    assert reasons["broken punycode"] == "unparsable URL (host name 'xn--zz.example.org')"
     assert reasons["empty folder"] == "no xmlUrl"
     assert reasons["mail"].startswith("not an http(s) URL")
     assert reasons["no scheme"].startswith("not an http(s) URL")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
@@ -125,12 +124,6 @@ def feed_url_argument(url: str, *, bare_host: bool = False) -> str:
         if "." in host or ":" in host or host.split(":", 1)[0] == "localhost":
             text = "https://" + text.lstrip("/")
     checked, reason = check_feed_url(text)
-    if checked is not None:
-        host = urlsplit(checked).hostname or ""
-        try:
-            host.encode("idna")
-        except UnicodeError:
-            checked, reason = None, f"unparsable URL (host name {host!r})"
     if checked is None:
         if "://" not in text:
             reason = "write an address such as https://www.example.org/feed.xml"
