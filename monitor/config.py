@@ -19,11 +19,10 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor import PROJECT_URL, __version__
 from monitor.errors import ConfigError, QueryError
-from monitor.timeutil import format_duration, parse_duration, parse_size
+from monitor.timeutil import format_duration, parse_duration, parse_size, zone_named
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.toml")
 DEFAULT_DB_PATH = Path("storage/newsmon.db")
@@ -418,12 +417,9 @@ class _Loader:
             every = self.duration(table, "every", where, None, timedelta(minutes=1))
             at = self.clock_time(table, where)
             timezone_name = self.string(table, "timezone", where)
-            if timezone_name is not None:
-                try:
-                    ZoneInfo(timezone_name)
-                except (ZoneInfoNotFoundError, ValueError):
-                    raise self.error(f"{where}.timezone", f"{timezone_name!r} is not a known time zone "
-                                     "(use a name such as \"Africa/Bamako\" or \"UTC\")") from None
+            if timezone_name is not None and zone_named(timezone_name) is None:
+                raise self.error(f"{where}.timezone", f"{timezone_name!r} is not a known time zone "
+                                 "(use a name such as \"Africa/Bamako\" or \"UTC\")")
             if mode == "digest" and (every is None) == (at is None):
                 raise self.error(where, "a digest rule needs exactly one of every = \"1h\" or at = \"08:00\"")
             if mode == "instant" and (every is not None or at is not None):

@@ -15,9 +15,11 @@ import re
 import time
 from datetime import datetime
 from email.utils import parsedate_tz
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import feedparser
+
+from monitor.timeutil import zone_named
 
 _HOUR = 3600
 
@@ -130,10 +132,9 @@ def _split_zone(value: str) -> tuple[str, int | ZoneInfo | None]:
         return value[:match.start()], round(ZONE_OFFSETS[match.group(1)] * _HOUR)
     match = _IANA_ZONE.search(value)
     if match is not None:
-        try:
-            return value[:match.start()], ZoneInfo(match.group(1))
-        except (ZoneInfoNotFoundError, ValueError):
-            return value, None
+        zone = zone_named(match.group(1))
+        if zone is not None:
+            return value[:match.start()], zone
     return value, None
 
 

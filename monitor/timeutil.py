@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -28,6 +29,18 @@ def _as_utc(parsed: datetime, text: str) -> datetime:
         return parsed.astimezone(timezone.utc)
     except OverflowError:
         raise DateRangeError(f"{text!r} is out of range: in UTC it falls outside the years 1 to 9999") from None
+
+
+def zone_named(name: str) -> ZoneInfo | None:
+    """The IANA time zone ``name`` ("Africa/Bamako"), or None when no zone has that name.
+
+    Not only unknown names: a folder of the zone database ("America/Argentina", "Europe") or one of its
+    files that is not a zone ("zone.tab") makes ``ZoneInfo`` raise OSError or ValueError, not
+    ZoneInfoNotFoundError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 def utcnow() -> datetime:

@@ -163,6 +163,9 @@ def test_rule_channels_and_digest_options() -> None:
     assert "exactly one of every" in str(error_of(digest))
     zone = MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\nat = "08:00"\ntimezone = "Mars/Olympus"\n'
     assert "not a known time zone" in str(error_of(zone))
+    for folder_or_file in ("America/Argentina", "Europe", "zone.tab"):  # in the zone database, but no zone
+        rule = MINIMAL + f'[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\nat = "08:00"\ntimezone = "{folder_or_file}"\n'
+        assert f"rules[0].timezone: '{folder_or_file}' is not a known time zone" in str(error_of(rule))
     good = parse_config(
         MINIMAL + '[[rules]]\nname = "r"\nquery = "Mali"\nmode = "digest"\nat = "08:00"\ntimezone = "Africa/Bamako"\n'
     )

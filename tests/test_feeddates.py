@@ -98,6 +98,15 @@ def test_a_date_that_does_not_exist_is_no_date() -> None:
     assert parse_feed_date("Mon, 07 Dec 2026 25:00:00 CET") is None
 
 
+def test_a_zone_database_folder_or_file_is_no_zone_and_the_feed_still_parses() -> None:
+    """"America/Argentina" is a folder of the zone database: ZoneInfo raises IsADirectoryError for it (not
+    ZoneInfoNotFoundError), which stopped the parse of the whole feed."""
+    assert parse_feed_date("Mon, 07 Dec 2026 10:00:00 America/Argentina") is None
+    parsed = parse_feed(_rss(["Mon, 07 Dec 2026 10:00:00 America/Argentina", "Mon, 7 Dec 2026 10:00:00 Europe/Paris"]))
+    assert [entry.title for entry in parsed.entries] == ["Report 0", "Report 1"]
+    assert parsed.entries[1].published == datetime(2026, 12, 7, 9, tzinfo=timezone.utc)
+
+
 def test_every_zone_name_gets_its_offset() -> None:
     for name, hours in ZONE_OFFSETS.items():
         found = parse_feed_date(f"Mon, 07 Dec 2026 12:00:00 {name}")

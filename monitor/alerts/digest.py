@@ -13,12 +13,12 @@ import logging
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from monitor.alerts.delivery import reading, transaction
 from monitor.alerts.outbox import rule_channels
 from monitor.store import alerts as outbox_sql
-from monitor.timeutil import from_iso, to_iso
+from monitor.timeutil import from_iso, to_iso, zone_named
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,11 @@ DEFAULT_EVERY = timedelta(days=1)
 def _zone(name: str | None) -> timezone | ZoneInfo:
     if not name:
         return timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    zone = zone_named(name)
+    if zone is None:
         log.warning("unknown digest timezone, using UTC timezone=%s", name)
         return timezone.utc
+    return zone
 
 
 def due_slot(rule: Any, last_run: datetime, now: datetime) -> datetime | None:
