@@ -4,7 +4,7 @@ digests, flood control, give-up and retry. Channels here are ``log`` and ``jsonl
 from __future__ import annotations
 
 import json
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -218,6 +218,31 @@ def test_digest_at_a_local_clock_time() -> None:
     assert slot is not None and slot.hour == 7 and slot.day == 18
     bamako = RuleConfig(name="r", query="x", mode="digest", at=time(8, 0), timezone="Africa/Bamako")
     assert due_slot(bamako, NOW - timedelta(minutes=1), NOW) == NOW
+
+
+def test_a_digest_due_at_a_time_the_spring_forward_night_skips_goes_once_and_not_ahead_of_time(
+        tmp_path: Path, out: Path) -> None:
+    """02:30 does not exist in New York on 8 March 2026 (02:00 EST -> 03:00 EDT, at 07:00 UTC): the digest goes
+    when the clock passes it, once, and covers the time until then, not until 03:30 EDT (07:30 UTC), half an
+    hour ahead; the next day's digest starts where it ended."""
+    rules = MALI_RULE + 'mode = "digest"\nat = "02:30"\ntimezone = "America/New_York"\n'
+    w = world(tmp_path, rules, jsonl_channel(out))
+    start = datetime(2026, 3, 7, 12, tzinfo=timezone.utc)
+    assert run_digests(w.store, w.config, now=start) == 0
+    w.ingest("RFI", make_article("rfi-9", "Mali: Bamako votes", seen=start), now=start)
+    gap_end = datetime(2026, 3, 8, 7, 0, 10, tzinfo=timezone.utc)   # 03:00:10 EDT
+    assert run_digests(w.store, w.config, now=gap_end - timedelta(minutes=1)) == 0
+    assert run_digests(w.store, w.config, now=gap_end) == 1
+    w.ingest("RFI", make_article("rfi-10", "Mali: Gao reopens", seen=gap_end), now=gap_end + timedelta(minutes=5))
+    for minutes in (10, 25, 40):
+        assert run_digests(w.store, w.config, now=gap_end + timedelta(minutes=minutes)) == 0
+    assert run_digests(w.store, w.config, now=datetime(2026, 3, 9, 6, 31, tzinfo=timezone.utc)) == 1
+    deliver_pending(w.store, w.config, now=datetime(2026, 3, 9, 6, 31, tzinfo=timezone.utc))
+    first, second = lines(out)
+    assert first["until"] <= "2026-03-08T07:00:10Z"
+    assert second["since"] == first["until"] and second["until"] == "2026-03-09T06:30:00Z"
+    assert [len(first["items"]), len(second["items"])] == [1, 1]
+    w.close()
 
 
 def test_flood_control_folds_the_overflow_into_one_summary_and_drops_nothing(tmp_path: Path, out: Path) -> None:

@@ -3,8 +3,9 @@
 ``mode = "digest"`` with ``every = "1h"``: periods of that length counted from the first run (slots
 ``last + k*every``, so a late run does not shift the schedule). With ``at = "08:00"`` (and ``timezone``,
 default UTC): once a day at that local time (DST handled by zoneinfo). A period without stories sends nothing.
-The first run for a (rule, channel) only starts the clock. Held alerts of a rule that is no longer a digest
-rule are released as ordinary pending alerts.
+A time the local clock skips (a spring-forward night) is due at the end of the gap. The first run for a
+(rule, channel) only starts the clock. Held alerts of a rule that is no longer a digest rule are released as
+ordinary pending alerts.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def due_slot(rule: Any, last_run: datetime, now: datetime) -> datetime | None:
         if slot > local_now:
             slot = datetime.combine(local_now.date() - timedelta(days=1), at.replace(tzinfo=None), tzinfo=zone)
         slot_utc = slot.astimezone(timezone.utc)
+        if slot_utc.astimezone(zone).replace(tzinfo=None) != slot.replace(tzinfo=None):
+            # A time the clock skips (02:30 on a spring-forward night) names the instant before the gap in the
+            # new offset (01:30 winter time), not the one after it (03:30 summer time, still to come when the
+            # clock passes 02:30): the digest goes once, at the end of the gap, and covers the time until then.
+            slot_utc = slot.replace(fold=1).astimezone(timezone.utc)
         return slot_utc if slot_utc > last_run else None
     every = getattr(rule, "every", None) or DEFAULT_EVERY
     if now < last_run + every:
