@@ -245,6 +245,22 @@ def test_a_digest_due_at_a_time_the_spring_forward_night_skips_goes_once_and_not
     w.close()
 
 
+def test_a_digest_goes_on_after_the_system_clock_went_back(tmp_path: Path, out: Path) -> None:
+    """A run while the clock was a day ahead leaves the last digest in the future; once the clock is right
+    again, the digest must not wait a day for it."""
+    rules = MALI_RULE + 'mode = "digest"\nevery = "1h"\n'
+    w = world(tmp_path, rules, jsonl_channel(out))
+    assert run_digests(w.store, w.config, now=NOW) == 0
+    assert run_digests(w.store, w.config, now=later(days=1)) == 0      # the clock a day ahead: nothing held
+    w.ingest("RFI", COUP_RFI, now=later(minutes=10))                    # the clock is right again
+    assert run_digests(w.store, w.config, now=later(minutes=20)) == 0  # the period starts again
+    assert run_digests(w.store, w.config, now=later(minutes=81)) == 1
+    deliver_pending(w.store, w.config, now=later(minutes=81))
+    (digest,) = lines(out)
+    assert digest["since"] == "2026-02-17T08:20:00Z" and len(digest["items"]) == 1
+    w.close()
+
+
 def test_flood_control_folds_the_overflow_into_one_summary_and_drops_nothing(tmp_path: Path, out: Path) -> None:
     w = world(tmp_path, MALI_RULE, jsonl_channel(out, "max_per_hour = 3"))
     headlines = [

@@ -4,8 +4,9 @@
 ``last + k*every``, so a late run does not shift the schedule). With ``at = "08:00"`` (and ``timezone``,
 default UTC): once a day at that local time (DST handled by zoneinfo). A period without stories sends nothing.
 A time the local clock skips (a spring-forward night) is due at the end of the gap. The first run for a
-(rule, channel) only starts the clock. Held alerts of a rule that is no longer a digest rule are released as
-ordinary pending alerts.
+(rule, channel) only starts the clock, and so does a run whose clock is well before the last digest (the
+system clock went back). Held alerts of a rule that is no longer a digest
+rule are released as ordinary pending alerts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from monitor.timeutil import from_iso, to_iso, zone_named
 log = logging.getLogger(__name__)
 
 DEFAULT_EVERY = timedelta(days=1)
+# A last digest later than now by more than this means the system clock went back. Less is a race between
+# two processes building digests (each reads the clock before it waits for the write lock).
+CLOCK_WENT_BACK = timedelta(minutes=5)
 
 
 def _zone(name: str | None) -> timezone | ZoneInfo:
@@ -91,6 +95,12 @@ def run_digests(store: Any, config: Any, *, now: datetime) -> int:
 
 def _digest_one(conn: sqlite3.Connection, rule: Any, channel: str, now: datetime) -> int:
     last_run = from_iso(outbox_sql.digest_last_run(conn, rule.name, channel))
+    if last_run is not None and last_run > now + CLOCK_WENT_BACK:
+        # The system clock went back (or ran ahead for a while): waiting for the clock to pass the last
+        # digest would hold the rule's alerts that long. The period starts again from now.
+        log.warning("digest clock restarted: the last digest is later than now (the system clock went back) "
+                    "rule=%s channel=%s last_digest=%s now=%s", rule.name, channel, to_iso(last_run), to_iso(now))
+        last_run = None
     if last_run is None:
         outbox_sql.set_digest_last_run(conn, rule.name, channel, now)
         return 0
