@@ -30,7 +30,7 @@ from monitor import __version__
 from monitor.config import Config, load_config
 from monitor.errors import MonitorError, StoreError
 from monitor.models import FeedPollResult
-from monitor.schedule import next_check
+from monitor.schedule import longest_wait, next_check
 from monitor.scheduler import Dispatcher, JobScheduler, JobSpec, NetworkWatch
 from monitor.sdnotify import Notifier, watchdog_interval
 from monitor.store import Store
@@ -116,6 +116,7 @@ class Daemon:
                 raise
             store.sync_feeds(self.config.feeds)
             self._release_dead_leases()
+            self._bring_forward_far_checks()
             self._ctx = self._build_context(self.config, previous=None)
             self._dispatcher = Dispatcher(
                 find_due=self._find_due, poll=self._poll_one, now=_now_precise,
@@ -269,6 +270,19 @@ class Daemon:
             with self._require_store().transaction() as conn:
                 moved = leases.bring_forward(conn, schedule)
             log.info("reload rescheduled feeds=%d", moved)
+
+    def _bring_forward_far_checks(self) -> None:
+        """A next check later than any schedule can give from now was written while the system clock was
+        ahead (it has gone back since): that feed would not be polled until the clock caught up again."""
+        now = utcnow()
+        config = self.config
+        enabled = [feed for feed in config.feeds if feed.enabled]
+        beyond = {feed.name: now + longest_wait(config.feed_interval(feed), config.monitor) for feed in enabled}
+        with self._require_store().transaction() as conn:
+            moved = leases.bring_forward(conn, [(feed.name, now) for feed in enabled], beyond)
+        if moved:
+            log.warning("feeds scheduled further ahead than any interval allows are checked now (the system "
+                        "clock went back) feeds=%d", moved)
 
     # ------------------------------------------------------------------ polling
     def _require_store(self) -> Store:

@@ -97,6 +97,13 @@ def next_check(
     return _ceil_second(now + timedelta(seconds=max(delay, MIN_DELAY_S)))
 
 
+def longest_wait(interval: timedelta, settings: PolicySettings) -> timedelta:
+    """The latest ``next_check`` can put a poll after ``now`` for a feed with this interval (errors, hints and
+    Retry-After included, jitter too): a check due later than that was scheduled by a clock that was ahead."""
+    longest = max(interval, settings.backoff_max, settings.cache_max).total_seconds() * (1.0 + JITTER_FRACTION)
+    return timedelta(seconds=math.ceil(longest) + 1)
+
+
 def is_failing(consecutive_errors: int, settings: PolicySettings) -> bool:
     """True when a feed has failed ``failing_after`` times in a row (it is still polled, and reported)."""
     return consecutive_errors >= max(settings.failing_after, 1)

@@ -214,6 +214,34 @@ def test_polls_on_schedule_and_restart_causes_no_burst(tmp_path: Path, server: F
     assert "network appears down" not in daemon.log() + restarted.log()
 
 
+def test_a_check_scheduled_under_a_clock_that_was_ahead_is_due_at_the_next_start(
+        tmp_path: Path, server: FeedServer, running: list) -> None:
+    """A daemon that ran while the system clock was a year ahead left next checks a year away; once the clock
+    is right again, a restart polls those feeds instead of leaving them a year. A check within the schedule's
+    reach (an hourly feed due in 30 minutes) is left as it is."""
+    server.add("/ahead.xml", rss(("a1", "Ahead")), etag='"a"')
+    server.add("/hourly.xml", rss(("h1", "Hourly")), etag='"h"')
+    daemon = Newsmon(tmp_path, config_text(feed_toml("ahead", server.url("/ahead.xml"), "1h"),
+                                           feed_toml("hourly", server.url("/hourly.xml"), "1h"), cache_max="1h"))
+    running.append(daemon.start())
+    wait_until(lambda: server.requests_for("/ahead.xml") and server.requests_for("/hourly.xml"), what="first polls")
+    assert daemon.stop() == 0
+    now = datetime.now(timezone.utc)
+    conn = sqlite3.connect(daemon.db)   # what the polls under a clock a year ahead wrote
+    with conn:
+        conn.execute("UPDATE feeds SET next_check = ? WHERE name = 'ahead'",
+                     ((now + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ"),))
+        conn.execute("UPDATE feeds SET next_check = ? WHERE name = 'hourly'",
+                     ((now + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),))
+    conn.close()
+    restarted = Newsmon(tmp_path, daemon.config.read_text())
+    running.append(restarted.start())
+    wait_until(lambda: len(server.requests_for("/ahead.xml")) >= 2, what="the feed scheduled a year ahead")
+    assert restarted.stop() == 0
+    assert len(server.requests_for("/hourly.xml")) == 1
+    assert "the system clock went back" in restarted.log()
+
+
 def test_retry_after_is_honoured_and_errors_back_off(tmp_path: Path, server: FeedServer, running: list) -> None:
     server.add("/busy.xml", "busy", status=503, headers={"Retry-After": "4"}, content_type="text/plain")
 

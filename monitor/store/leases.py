@@ -171,11 +171,13 @@ def forgive_network_errors(conn: Any, schedule: Iterable[tuple[str, datetime]]) 
     return cursor.rowcount
 
 
-def bring_forward(conn: Any, schedule: Iterable[tuple[str, datetime]]) -> int:
+def bring_forward(conn: Any, schedule: Iterable[tuple[str, datetime]],
+                  beyond: dict[str, datetime] | None = None) -> int:
     """Move feeds' next check earlier to the given times (never later); commits. For a reload that shortened
-    an interval or changed a URL, so the change shows without waiting out the old schedule."""
+    an interval or changed a URL, so the change shows without waiting out the old schedule. With ``beyond``,
+    only the feeds whose next check is later than their time there move."""
     db = raw_connection(conn)
-    params = [(to_iso(when), name, to_iso(when)) for name, when in schedule]
+    params = [(to_iso(when), name, to_iso((beyond or {}).get(name, when))) for name, when in schedule]
     if not params:
         return 0
     try:
