@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 from monitor.errors import StoreError, UsageError
 from monitor.rules import MatchDoc, MatchedTerm, Query, compile_sql, explain_query, parse_query
 from monitor.rules.query import And, Meta, Near, Node, Not, Or, Term, ascii_lower
-from monitor.rules.sql import fts_expressible, fts_expression, meta_condition
+from monitor.rules.sql import SqlQuery, fts_expressible, fts_expression, meta_condition
 from monitor.store.matches import match_doc
 from monitor.timeutil import from_iso, to_iso, utcnow
 from monitor.tokenize import tokenize_with_offsets
@@ -117,11 +117,11 @@ def _filters(
     return parts, params
 
 
-def _id_column(query: Query) -> str:
+def _id_column(compiled: SqlQuery) -> str:
     """The column that filters on article ids constrain: for a query with a MATCH, FTS5's rowid, so that
     FTS5 reads only those rows of the index rather than every hit of the query (the join makes them the
     same ids); else ``a.id``."""
-    return "a.id" if compile_sql(query).match is None else "articles_fts.rowid"
+    return "a.id" if compiled.match is None else "articles_fts.rowid"
 
 
 def _hit_subqueries(tables: set[str]) -> tuple[str, str, str]:
@@ -217,7 +217,7 @@ def iter_search(
     try:
         tables = _tables(conn)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
-                           rule=rule, story_id=story_id, ids=_id_column(parsed))
+                           rule=rule, story_id=story_id, ids=_id_column(compile_sql(parsed)))
         if filters is None:
             return
         plan = _Plan(conn, parsed, filters, sort=sort, now=moment or "", since=_iso(since),
@@ -447,11 +447,11 @@ def count_hits(
     parsed = _as_query(query)
     try:
         tables = _tables(conn)
+        compiled = compile_sql(parsed)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
-                           rule=rule, story_id=story_id, ids=_id_column(parsed))
+                           rule=rule, story_id=story_id, ids=_id_column(compiled))
         if filters is None:
             return 0
-        compiled = compile_sql(parsed)
         if compiled.match is not None and compiled.where == "1" and not filters[0]:
             # text only: the index alone knows the count (every indexed row is an article)
             sql, params = "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", [compiled.match]
@@ -481,11 +481,12 @@ def count_hits_by_story(
     found: dict[int, int] = {}
     try:
         tables = _tables(conn)
+        compiled = compile_sql(parsed)
         filters = _filters(tables, since=since, until=until, feeds=feeds, languages=languages,
-                           rule=rule, story_id=story_id, ids=_id_column(parsed))
+                           rule=rule, story_id=story_id, ids=_id_column(compiled))
         if filters is None or "story_articles" not in tables:
             return found
-        match = compile_sql(parsed).match is not None
+        match = compiled.match is not None
         ids = list(dict.fromkeys(story_ids))
         for start in range(0, len(ids), chunk):
             part = ids[start:start + chunk]
